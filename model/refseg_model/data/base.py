@@ -1,0 +1,219 @@
+"""What every dataset reader shares: samples, the error policy and the torch ``Dataset``.
+
+A *sample* is one (region, expression) pair. A :class:`SampleSource` lists the samples of one split
+of one dataset layout and loads their images and ground-truth masks. Problems with the data
+(unreadable images, missing masks, empty expressions) are never silent: with ``on_error="raise"``
+they raise :class:`DataError` naming the file; with ``on_error="skip"`` the sample is skipped, the
+first few problems are logged one by one (file named) and a one-line summary with the counts is
+logged by :meth:`SampleSource.summarize_problems`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from refseg_model.preprocess import coarse_labels, letterbox, letterbox_mask, normalize
+from refseg_model.text import MAX_LEN, Vocabulary
+
+log = logging.getLogger("refseg_model.data")
+
+ON_ERROR = ("skip", "raise")
+MAX_LOGGED_PROBLEMS = 20
+
+
+class DataError(RuntimeError):
+    """A data file that is missing, unreadable or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One (region, expression) pair.
+
+    ``mask_ref`` is whatever the source needs to load the region's mask (a path, an annotation
+    id...); ``sample_id`` is ``<image_id>_<region_id>_<k>`` with ``k`` the expression's index in
+    its region's list.
+    """
+
+    sample_id: str
+    image_id: str
+    region_id: str
+    expression: str
+    image_path: Path
+    mask_ref: Any
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB (grey and RGBA images are converted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise DataError(f"cannot decode image file {path} (empty, truncated or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class SampleSource:
+    """The samples of one split of one dataset, with loaders for their images and masks.
+
+    Subclasses set :attr:`name`, fill :attr:`samples` (calling :meth:`problem` for every sample
+    they drop) and implement :meth:`load_mask`.
+    """
+
+    name = "base"
+
+    def __init__(self, root: str | os.PathLike, split: str, on_error: str = "skip"):
+        """Remember where the data is and how to react to bad data."""
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.root = Path(root)
+        self.split = split
+        self.on_error = on_error
+        self.samples: list[Sample] = []
+        self.problems: Counter[str] = Counter()
+        self._summarized = 0
+
+    # error policy -------------------------------------------------------------------------
+    def problem(self, kind: str, message: str) -> None:
+        """Report bad data: raise :class:`DataError` or log it and count it as skipped."""
+        if self.on_error == "raise":
+            raise DataError(message)
+        self.problems[kind] += 1
+        total = sum(self.problems.values())
+        if total <= MAX_LOGGED_PROBLEMS:
+            log.warning("%s %s: skipping: %s", self.name, self.split, message)
+        elif total == MAX_LOGGED_PROBLEMS + 1:
+            log.warning("%s %s: more problems; see the summary", self.name, self.split)
+
+    def summarize_problems(self) -> str | None:
+        """Log (once per new batch of problems) and return a summary of what was skipped."""
+        total = sum(self.problems.values())
+        if total == 0:
+            return None
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.problems.items()))
+        text = f"{self.name} {self.split} in {self.root}: skipped {total} ({counts})"
+        if total != self._summarized:
+            log.warning("%s", text)
+            self._summarized = total
+        return text
+
+    # loading ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Return the number of samples."""
+        return len(self.samples)
+
+    def expressions(self) -> list[str]:
+        """Return the expression of every sample, in sample order."""
+        return [s.expression for s in self.samples]
+
+    def load_image(self, sample: Sample) -> np.ndarray:
+        """Return the sample's image as HxWx3 uint8 RGB; raise :class:`DataError` if unreadable."""
+        return read_rgb(sample.image_path)
+
+    def load_mask(self, sample: Sample) -> np.ndarray:
+        """Return the sample's ground-truth mask as HxW bool; raise :class:`DataError`."""
+        raise NotImplementedError
+
+    def load_checked(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """Load image and mask; raise :class:`DataError` if either fails or their sizes differ."""
+        image = self.load_image(sample)
+        mask = self.load_mask(sample)
+        if mask.shape != image.shape[:2]:
+            raise DataError(
+                f"mask of {sample.sample_id} is {mask.shape[0]}x{mask.shape[1]} but image "
+                f"{sample.image_path} is {image.shape[0]}x{image.shape[1]}"
+            )
+        return image, mask
+
+    def load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray] | None:
+        """Load image and mask under the error policy: ``None`` when the sample is skipped."""
+        try:
+            return self.load_checked(sample)
+        except DataError as exc:
+            self.problem("unloadable samples", str(exc))
+            return None
+
+    def __repr__(self) -> str:
+        """Show the dataset, split, root and size."""
+        return f"{type(self).__name__}({self.split!r}, root={str(self.root)!r}, {len(self)} samples)"
+
+
+class RefSegDataset(Dataset):
+    """Torch dataset of network inputs and labels built from a :class:`SampleSource`.
+
+    Each item is a dict: ``image`` (3xSxS float32, letterboxed and mean-subtracted), ``tokens``
+    (LongTensor of ``max_len`` ids), ``mask`` (SxS float32 for ``label="full"``, the
+    ``S/stride x S/stride`` low-res label for ``label="coarse"``), ``valid`` (SxS float32, 1 on the
+    image content, 0 on padding), ``sample_id`` and ``index``. With ``on_error="skip"`` a sample
+    that fails to load is logged and the next one is returned instead.
+    """
+
+    def __init__(self, source: SampleSource, vocab: Vocabulary, input_size: int, *,
+                 label: str = "full", stride: int = 32, on_error: str | None = None,
+                 max_len: int = MAX_LEN):
+        """Wrap ``source``; ``on_error`` defaults to the source's own policy."""
+        if label not in ("full", "coarse"):
+            raise ValueError(f"label must be 'full' or 'coarse', got {label!r}")
+        if on_error is not None and on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if input_size % stride:
+            raise ValueError(f"input_size {input_size} must be a multiple of stride {stride}")
+        if len(source) == 0:
+            raise DataError(f"no samples in {source.name} split {source.split!r} "
+                            f"under {source.root}")
+        self.source = source
+        self.vocab = vocab
+        self.input_size = input_size
+        self.label = label
+        self.stride = stride
+        self.on_error = on_error or source.on_error
+        self.max_len = max_len
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        """Return the number of samples of the source."""
+        return len(self.source)
+
+    def _load(self, index: int) -> tuple[int, np.ndarray, np.ndarray]:
+        n = len(self.source)
+        for step in range(n):
+            actual = (index + step) % n
+            sample = self.source.samples[actual]
+            try:
+                return (actual, *self.source.load_checked(sample))
+            except DataError as exc:
+                if self.on_error == "raise":
+                    raise
+                self.skipped += 1
+                if self.skipped <= MAX_LOGGED_PROBLEMS:
+                    log.warning("skipping sample %s: %s", sample.sample_id, exc)
+        raise DataError(f"no loadable sample in {self.source.name} {self.source.split} "
+                        f"under {self.source.root}")
+
+    def __getitem__(self, index: int) -> dict:
+        """Return the preprocessed sample ``index`` (or the next loadable one when skipping)."""
+        index, image, mask = self._load(index)
+        sample = self.source.samples[index]
+        boxed, meta = letterbox(image, self.input_size)
+        full = letterbox_mask(mask, self.input_size)
+        target = coarse_labels(full, self.stride) if self.label == "coarse" else full
+        return {
+            "image": torch.from_numpy(normalize(boxed)),
+            "tokens": torch.tensor(self.vocab.encode(sample.expression, self.max_len),
+                                   dtype=torch.long),
+            "mask": torch.from_numpy(target.astype(np.float32)),
+            "valid": torch.from_numpy(meta.valid().astype(np.float32)),
+            "sample_id": sample.sample_id,
+            "index": index,
+        }

@@ -1,0 +1,137 @@
+"""Image preprocessing shared by training, evaluation and inference.
+
+As in the released code of the paper (``util/im_processing.py`` of ``ronghanghu/text_objseg``,
+``resize_and_pad``): an image is resized keeping its aspect ratio so its longer side is ``size``,
+then **centred** on a ``size x size`` canvas of zeros (the padding is split evenly, the extra pixel
+going to the bottom / right). Predictions are mapped back by cropping the content and resizing it
+to the original height and width (``resize_and_crop`` there). Pixels are RGB with the ImageNet mean
+(123.68, 116.779, 103.939) subtracted, no scaling. Resizing uses OpenCV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+RGB_MEAN = (123.68, 116.779, 103.939)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image went on the square network input, to undo it on a response map."""
+
+    orig_h: int
+    orig_w: int
+    scale: float
+    new_h: int
+    new_w: int
+    size: int
+    pad_top: int
+    pad_left: int
+
+    @classmethod
+    def compute(cls, orig_h: int, orig_w: int, size: int) -> Letterbox:
+        """Lay out an ``orig_h x orig_w`` image on a ``size x size`` canvas (released code)."""
+        if orig_h < 1 or orig_w < 1:
+            raise ValueError(f"image must be at least 1x1, got {orig_h}x{orig_w}")
+        if size < 1:
+            raise ValueError(f"input size must be >= 1, got {size}")
+        scale = min(size / orig_h, size / orig_w)
+        new_h = min(size, max(1, int(round(orig_h * scale))))
+        new_w = min(size, max(1, int(round(orig_w * scale))))
+        return cls(orig_h, orig_w, scale, new_h, new_w, size,
+                   (size - new_h) // 2, (size - new_w) // 2)
+
+    def valid(self) -> np.ndarray:
+        """Return a ``size x size`` bool map, True on the image content (False on padding)."""
+        out = np.zeros((self.size, self.size), dtype=bool)
+        out[self.pad_top:self.pad_top + self.new_h, self.pad_left:self.pad_left + self.new_w] = True
+        return out
+
+    def to_dict(self) -> dict:
+        """Return the fields as a JSON-able dict."""
+        return asdict(self)
+
+
+def _check_image(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+        shape = getattr(rgb, "shape", type(rgb).__name__)
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {shape}")
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {rgb.dtype}")
+
+
+def _resize(array: np.ndarray, h: int, w: int, interpolation: int | None = None) -> np.ndarray:
+    if interpolation is None:
+        shrinking = h < array.shape[0] or w < array.shape[1]
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    if array.shape[0] == h and array.shape[1] == w:
+        return array.copy()
+    return cv2.resize(array, (w, h), interpolation=interpolation)
+
+
+def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize ``rgb`` (HxWx3 uint8) keeping aspect and centre it on a zero ``size x size`` canvas.
+
+    Returns the ``size x size x 3`` uint8 image and the :class:`Letterbox` to undo it. Shrinking
+    uses area interpolation, enlarging bilinear.
+    """
+    _check_image(rgb)
+    meta = Letterbox.compute(rgb.shape[0], rgb.shape[1], size)
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    resized = _resize(np.ascontiguousarray(rgb), meta.new_h, meta.new_w)
+    out[meta.pad_top:meta.pad_top + meta.new_h, meta.pad_left:meta.pad_left + meta.new_w] = resized
+    return out, meta
+
+
+def letterbox_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Lay out an HxW mask like :func:`letterbox` does its image (nearest neighbour): bool SxS."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"expected an HxW mask, got shape {mask.shape}")
+    meta = Letterbox.compute(mask.shape[0], mask.shape[1], size)
+    resized = _resize(mask.astype(np.uint8), meta.new_h, meta.new_w, cv2.INTER_NEAREST)
+    out = np.zeros((size, size), dtype=bool)
+    out[meta.pad_top:meta.pad_top + meta.new_h,
+        meta.pad_left:meta.pad_left + meta.new_w] = resized > 0
+    return out
+
+
+def normalize(image: np.ndarray, mean: tuple[float, float, float] = RGB_MEAN) -> np.ndarray:
+    """Turn an HxWx3 uint8 RGB image into a 3xHxW float32 array with ``mean`` subtracted."""
+    _check_image(image)
+    chw = image.astype(np.float32).transpose(2, 0, 1)
+    return np.ascontiguousarray(chw - np.asarray(mean, dtype=np.float32)[:, None, None])
+
+
+def unletterbox(map2d: np.ndarray, meta: Letterbox) -> np.ndarray:
+    """Map a ``size x size`` response map back to ``orig_h x orig_w`` (float32).
+
+    The content area is cropped out and resized bilinearly; threshold the result afterwards.
+    """
+    map2d = np.asarray(map2d)
+    if map2d.shape != (meta.size, meta.size):
+        raise ValueError(f"expected a {meta.size}x{meta.size} map, got shape {map2d.shape}")
+    content = map2d[meta.pad_top:meta.pad_top + meta.new_h,
+                    meta.pad_left:meta.pad_left + meta.new_w].astype(np.float32)
+    return _resize(np.ascontiguousarray(content), meta.orig_h, meta.orig_w, cv2.INTER_LINEAR)
+
+
+def coarse_labels(mask: np.ndarray, stride: int) -> np.ndarray:
+    """Return the ``ceil(H/stride) x ceil(W/stride)`` float32 label of the low-res stage.
+
+    A cell is foreground (1.0) if any of its pixels is, as the released code's
+    ``downscale_local_mean(mask) > 0``.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"expected an HxW mask, got shape {mask.shape}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    h, w = mask.shape
+    ch, cw = -(-h // stride), -(-w // stride)
+    padded = np.zeros((ch * stride, cw * stride), dtype=bool)
+    padded[:h, :w] = mask > 0
+    return padded.reshape(ch, stride, cw, stride).any(axis=(1, 3)).astype(np.float32)

@@ -1,0 +1,93 @@
+"""Tests of letterboxing, normalisation, un-letterboxing and the low-res labels."""
+
+import numpy as np
+import pytest
+
+from refseg_model.preprocess import (
+    RGB_MEAN,
+    Letterbox,
+    coarse_labels,
+    letterbox,
+    letterbox_mask,
+    normalize,
+    unletterbox,
+)
+
+
+def test_letterbox_centres_content_like_released_code():
+    rgb = np.full((30, 60, 3), 200, dtype=np.uint8)
+    out, meta = letterbox(rgb, 64)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    assert (meta.new_h, meta.new_w, meta.scale) == (32, 64, 64 / 60)
+    # released resize_and_pad: pad = floor((64 - 32) / 2) = 16 rows on top
+    assert meta.pad_top == 16 and meta.pad_left == 0
+    assert (out[:16] == 0).all() and (out[48:] == 0).all()
+    assert (out[16:48] == 200).all()
+    assert meta.valid().sum() == 32 * 64 and meta.valid()[16:48].all()
+
+
+def test_letterbox_odd_padding_goes_bottom_right():
+    meta = Letterbox.compute(10, 7, 20)
+    assert (meta.new_h, meta.new_w) == (20, 14)
+    assert (meta.pad_top, meta.pad_left) == (0, 3)  # 6 columns of padding: 3 left, 3 right
+    meta = Letterbox.compute(7, 9, 4)
+    assert (meta.new_h, meta.new_w, meta.pad_top) == (3, 4, 0)  # round(7*4/9) = 3, pad 1 -> 0 top
+
+
+def test_letterbox_rejects_bad_images():
+    with pytest.raises(ValueError, match="HxWx3"):
+        letterbox(np.zeros((4, 4), np.uint8), 8)
+    with pytest.raises(ValueError, match="uint8"):
+        letterbox(np.zeros((4, 4, 3), np.float32), 8)
+
+
+def test_letterbox_mask_is_nearest_and_aligned_with_image():
+    mask = np.zeros((20, 40), dtype=bool)
+    mask[5:10, 10:20] = True
+    boxed = letterbox_mask(mask, 80)
+    assert boxed.dtype == bool and boxed.shape == (80, 80)
+    # scale 2, content rows 20..59
+    expected = np.zeros((80, 80), dtype=bool)
+    expected[20 + 10:20 + 20, 20:40] = True
+    np.testing.assert_array_equal(boxed, expected)
+
+
+def test_normalize_subtracts_rgb_mean_chw():
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[..., 0] = 255
+    out = normalize(img)
+    assert out.shape == (3, 2, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], 255 - RGB_MEAN[0], rtol=1e-6)
+    np.testing.assert_allclose(out[1], -RGB_MEAN[1], rtol=1e-6)
+    np.testing.assert_allclose(out[2], -RGB_MEAN[2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(30, 60), (60, 30), (37, 53), (64, 64), (100, 40)])
+def test_unletterbox_inverts_letterbox_mask(shape):
+    rng = np.random.default_rng(0)
+    h, w = shape
+    mask = np.zeros(shape, dtype=bool)
+    mask[h // 4:3 * h // 4, w // 3:2 * w // 3] = True
+    _, meta = letterbox(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), 64)
+    back = unletterbox(letterbox_mask(mask, 64).astype(np.float32), meta) >= 0.5
+    assert back.shape == shape
+    inter = np.logical_and(back, mask).sum()
+    union = np.logical_or(back, mask).sum()
+    assert inter / union > 0.8
+
+
+def test_unletterbox_checks_shape():
+    meta = Letterbox.compute(10, 20, 32)
+    with pytest.raises(ValueError, match="32x32"):
+        unletterbox(np.zeros((16, 16)), meta)
+
+
+def test_coarse_labels_any_pixel_rule():
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[0, 0] = True  # one pixel makes cell (0, 0) foreground
+    mask[40:64, 33:35] = True  # cells (1, 1)
+    labels = coarse_labels(mask, 32)
+    np.testing.assert_array_equal(labels, np.array([[1, 0], [0, 1]], np.float32))
+    assert labels.dtype == np.float32
+    assert coarse_labels(np.ones((70, 33), bool), 32).shape == (3, 2)  # ceil
+    assert coarse_labels(np.zeros((64, 64), bool), 32).sum() == 0
