@@ -1,0 +1,163 @@
+"""Checkpoint files: plain tensors + JSON-able dicts, written atomically, loaded safely.
+
+A checkpoint is a dict::
+
+    {"format": "refseg-checkpoint", "version": 1,
+     "model_config": {...},            # ModelConfig.to_dict()
+     "vocabulary": [str, ...],         # Vocabulary.to_list()
+     "preprocessing": {...},           # input size, RGB mean, letterbox, max_len
+     "state_dict": {name: tensor},
+     "stage": "lowres" | "highres",
+     "train_state": {...} | None}      # optimizer state, step, RNG states (training only)
+
+Only JSON-able values and tensors are stored, so ``torch.load(path, weights_only=True)`` reads
+it; this module never loads with ``weights_only=False``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import STAGES, ConfigError, ModelConfig
+
+FORMAT = "refseg-checkpoint"
+VERSION = 1
+RGB_MEAN = (123.68, 116.779, 103.939)
+REQUIRED_KEYS = ("model_config", "vocabulary", "preprocessing", "state_dict", "stage")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, damaged, foreign or does not fit the network."""
+
+
+def preprocessing_dict(cfg: ModelConfig) -> dict[str, Any]:
+    """Return the preprocessing a checkpoint's model expects (kept with the weights)."""
+    return {"input_size": cfg.input_size, "letterbox": True, "rgb_mean": list(RGB_MEAN),
+            "max_len": cfg.max_len, "stride": cfg.stride}
+
+
+def make_payload(model: torch.nn.Module, cfg: ModelConfig, vocabulary: list[str], stage: str,
+                 train_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble a checkpoint dict for ``model`` (weights copied to the CPU)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return {"format": FORMAT, "version": VERSION, "model_config": cfg.to_dict(),
+            "vocabulary": list(vocabulary), "preprocessing": preprocessing_dict(cfg),
+            "state_dict": state, "stage": stage, "train_state": train_state}
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def save_inference_checkpoint(payload: dict[str, Any], path: str | Path,
+                              half: bool = False) -> Path:
+    """Write ``payload`` without its training state (optionally float16 weights)."""
+    slim = dict(payload)
+    slim["train_state"] = None
+    if half:
+        slim["state_dict"] = {k: v.half() if v.is_floating_point() else v
+                              for k, v in payload["state_dict"].items()}
+    return save_checkpoint(slim, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint; raise ``CheckpointError`` saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"checkpoint {path} holds pickled Python objects that a safe load refuses (it was "
+            "not written by refseg_model.checkpoint, or is not trusted); refusing to load it. "
+            f"Detail: {str(err).splitlines()[0]}") from err
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read "
+                              f"({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    check_payload(payload, path)
+    return payload
+
+
+def check_payload(payload: Any, path: str | Path = "<checkpoint>") -> None:
+    """Raise ``CheckpointError`` unless ``payload`` is a refseg checkpoint of this version."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a refseg checkpoint (no 'format': {FORMAT!r}); "
+                              "train one with refseg-train")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; "
+                              f"this refseg_model reads version {VERSION}")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path} lacks the key(s) {missing}")
+    if payload["stage"] not in STAGES:
+        raise CheckpointError(f"{path} has unknown stage {payload['stage']!r}")
+    if not isinstance(payload["state_dict"], dict) or not all(
+            isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
+        raise CheckpointError(f"{path}: 'state_dict' must map names to tensors")
+    vocabulary = payload["vocabulary"]
+    if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+        raise CheckpointError(f"{path}: 'vocabulary' must be a list of words")
+
+
+def model_config_of(payload: dict[str, Any], path: str | Path = "<checkpoint>") -> ModelConfig:
+    """Return the checkpoint's ``ModelConfig`` (raising ``CheckpointError`` if invalid)."""
+    try:
+        return ModelConfig.from_dict(dict(payload["model_config"]))
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{path}: invalid model_config: {err}") from err
+
+
+def model_from_checkpoint(payload: dict[str, Any], path: str | Path = "<checkpoint>"):
+    """Build the network described by ``payload`` and load its weights (strictly).
+
+    The backbone is never downloaded here: the checkpoint's weights replace it anyway.
+    """
+    from .network import build_model
+
+    cfg = model_config_of(payload, path)
+    cfg.pretrained, cfg.backbone_weights = False, None
+    if cfg.vocab_size != len(payload["vocabulary"]):
+        raise CheckpointError(f"{path}: model_config.vocab_size {cfg.vocab_size} differs from "
+                              f"the stored vocabulary's {len(payload['vocabulary'])} words")
+    model = build_model(cfg)
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the {cfg.backbone} network "
+                              f"described by its model_config: {err}") from err
+    return model

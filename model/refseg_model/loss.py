@@ -1,0 +1,25 @@
+"""The paper's training loss: per-pixel logistic loss, foreground weighted against background."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def weighted_logistic_loss(logits: torch.Tensor, labels: torch.Tensor, w_fg: float = 3.0,
+                           w_bg: float = 1.0) -> torch.Tensor:
+    """Return the mean over pixels of ``w * log(1 + exp(-y * logit))``.
+
+    ``labels`` holds 1 for foreground and 0 for background (y = +1 / -1); ``w`` is ``w_fg`` on
+    foreground pixels and ``w_bg`` on background pixels. ``logits`` and ``labels`` must have
+    the same shape (a B x H x W label is accepted for B x 1 x H x W logits).
+    """
+    if labels.dim() == logits.dim() - 1 and logits.dim() == 4 and logits.shape[1] == 1:
+        labels = labels.unsqueeze(1)
+    if labels.shape != logits.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
+                         "differ in shape (low-res stage: use coarse labels)")
+    labels = labels.to(logits.dtype)
+    weights = labels * w_fg + (1.0 - labels) * w_bg
+    per_pixel = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return (weights * per_pixel).mean()

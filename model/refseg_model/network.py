@@ -1,0 +1,206 @@
+"""The network of Fig. 3: expression encoder, spatial feature map, classifier, upsampling.
+
+An expression is encoded by an embedding + LSTM (final hidden state, L2-normalised). The
+image goes through a fully convolutional backbone; the feature map is L2-normalised at each
+location and the spatial coordinate channels are appended. The expression vector is tiled
+over the map and concatenated; a two-layer 1x1 convolutional classifier gives the coarse
+response map (``lowres`` stage). The ``highres`` stage upsamples it to the input size with a
+learned deconvolution initialised as bilinear upsampling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import build_backbone
+from .config import STAGES, ConfigError, ModelConfig
+
+
+def spatial_coordinates(height: int, width: int, variant: str) -> torch.Tensor:
+    """Return the spatial channels (C x height x width) of a feature map.
+
+    ``xy2``: x and y of each cell, from (-1, -1) at the upper-left cell to (+1, +1) at the
+    lower-right cell. ``xy8``: the released code's xmin, ymin, xmax, ymax, xctr, yctr, 1/W, 1/H
+    of each cell in [-1, 1]. ``none``: no channels.
+    """
+    if variant == "none":
+        return torch.zeros(0, height, width)
+    if variant == "xy2":
+        xs = torch.linspace(-1.0, 1.0, width) if width > 1 else torch.zeros(1)
+        ys = torch.linspace(-1.0, 1.0, height) if height > 1 else torch.zeros(1)
+        return torch.stack([xs.view(1, -1).expand(height, width),
+                            ys.view(-1, 1).expand(height, width)])
+    if variant == "xy8":
+        col = torch.arange(width, dtype=torch.float32).view(1, -1).expand(height, width)
+        row = torch.arange(height, dtype=torch.float32).view(-1, 1).expand(height, width)
+        xmin, xmax = col / width * 2 - 1, (col + 1) / width * 2 - 1
+        ymin, ymax = row / height * 2 - 1, (row + 1) / height * 2 - 1
+        return torch.stack([xmin, ymin, xmax, ymax, (xmin + xmax) / 2, (ymin + ymax) / 2,
+                            torch.full_like(xmin, 1.0 / width),
+                            torch.full_like(xmin, 1.0 / height)])
+    raise ConfigError(f"unknown spatial variant {variant!r}")
+
+
+def bilinear_kernel(stride: int) -> torch.Tensor:
+    """Return the 2s x 2s bilinear upsampling filter for ``stride`` s."""
+    center = stride - 0.5
+    taps = 1.0 - (torch.arange(2 * stride, dtype=torch.float32) - center).abs() / stride
+    return taps.view(-1, 1) * taps.view(1, -1)
+
+
+class BilinearDeconv(nn.Module):
+    """Learned upsampling by ``stride`` (ConvTranspose2d: kernel 2s, stride s, padding s/2).
+
+    Initialised with the bilinear filter, it equals bilinear upsampling
+    (``F.interpolate(..., mode="bilinear", align_corners=False)``) away from the border.
+    """
+
+    def __init__(self, stride: int) -> None:
+        """Build the deconvolution for an even ``stride``."""
+        super().__init__()
+        if stride < 2 or stride % 2:
+            raise ConfigError(f"BilinearDeconv needs an even stride >= 2, got {stride}")
+        self.stride = stride
+        self.deconv = nn.ConvTranspose2d(1, 1, kernel_size=2 * stride, stride=stride,
+                                         padding=stride // 2, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Set the filter to bilinear upsampling."""
+        with torch.no_grad():
+            self.deconv.weight.copy_(bilinear_kernel(self.stride).view(1, 1, *self.deconv.kernel_size))
+
+    def forward(self, coarse: torch.Tensor) -> torch.Tensor:
+        """Upsample B x 1 x h x w to B x 1 x (h*s) x (w*s)."""
+        return self.deconv(coarse)
+
+
+class ExpressionEncoder(nn.Module):
+    """Word embedding + LSTM; the final hidden state, L2-normalised, encodes the expression.
+
+    Tokens are left-padded with ``<pad>`` (id 0), so the LSTM's last step reads the last word.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, text_dim: int) -> None:
+        """Build the embedding (``<pad>`` = 0 embeds to zeros) and the LSTM."""
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.lstm = nn.LSTM(embed_dim, text_dim, batch_first=True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Return B x Dtext unit vectors for B x T token ids."""
+        _, (hidden, _) = self.lstm(self.embedding(tokens))
+        return F.normalize(hidden[-1], dim=1)
+
+
+class Classifier(nn.Module):
+    """Two 1x1 convolutions (Dcls hidden channels, ReLU) -> one response channel."""
+
+    def __init__(self, in_channels: int, cls_dim: int) -> None:
+        """Build the two layers."""
+        super().__init__()
+        self.mlp1 = nn.Conv2d(in_channels, cls_dim, kernel_size=1)
+        self.mlp2 = nn.Conv2d(cls_dim, 1, kernel_size=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Return B x 1 x h x w logits."""
+        return self.mlp2(F.relu(self.mlp1(features)))
+
+
+class TextObjSegModel(nn.Module):
+    """Segmentation from a natural language expression (Hu, Rohrbach, Darrell, 2016)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        """Build every part from ``cfg``; ``cfg.vocab_size`` must be set."""
+        super().__init__()
+        if cfg.vocab_size <= 0:
+            raise ConfigError("ModelConfig.vocab_size must be set (the vocabulary's length)")
+        self.config = cfg
+        self.stride = cfg.stride
+        self.backbone = build_backbone(cfg)
+        self.expression_encoder = ExpressionEncoder(cfg.vocab_size, cfg.embed_dim, cfg.text_dim)
+        self.classifier = Classifier(cfg.feat_dim + cfg.spatial_channels + cfg.text_dim,
+                                     cfg.cls_dim)
+        self.upsample = BilinearDeconv(cfg.stride)
+        if cfg.freeze_backbone:
+            for param in self.backbone.body.parameters():
+                param.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> TextObjSegModel:
+        """Set training mode; a frozen backbone body stays in eval mode (BatchNorm fixed)."""
+        super().train(mode)
+        if self.config.freeze_backbone:
+            self.backbone.body.eval()
+        return self
+
+    def _check_inputs(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be B x 3 x H x W, got shape {tuple(images.shape)}")
+        height, width = images.shape[-2:]
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"image size {height}x{width} is not a multiple of the stride "
+                             f"{self.stride}; letterbox it to {self.config.input_size}x"
+                             f"{self.config.input_size} (refseg_model.preprocess.letterbox)")
+        if tokens.dim() != 2 or tokens.shape[0] != images.shape[0]:
+            raise ValueError(f"tokens must be B x T with B = {images.shape[0]}, got shape "
+                             f"{tuple(tokens.shape)}")
+
+    def response_map(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Return the coarse response map logits, B x 1 x H/s x W/s."""
+        self._check_inputs(images, tokens)
+        visual = F.normalize(self.backbone(images), dim=1)
+        batch, _, height, width = visual.shape
+        parts = [visual]
+        if self.config.spatial_channels:
+            spatial = spatial_coordinates(height, width, self.config.spatial)
+            parts.append(spatial.to(visual).unsqueeze(0).expand(batch, -1, -1, -1))
+        text = self.expression_encoder(tokens)
+        parts.append(text.view(batch, -1, 1, 1).expand(-1, -1, height, width))
+        return self.classifier(torch.cat(parts, dim=1))
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, *,
+                stage: str = "highres") -> torch.Tensor:
+        """Return logits: ``lowres`` B x 1 x H/s x W/s, ``highres`` B x 1 x H x W."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+        coarse = self.response_map(images, tokens)
+        if stage == "lowres":
+            return coarse
+        return self.upsample(coarse)
+
+    def predict_logits(self, images: torch.Tensor, tokens: torch.Tensor, *,
+                       stage: str = "highres") -> torch.Tensor:
+        """Return B x 1 x H x W logits; a ``lowres`` model's map is upsampled bilinearly."""
+        if stage == "highres":
+            return self.forward(images, tokens, stage="highres")
+        coarse = self.forward(images, tokens, stage="lowres")
+        return F.interpolate(coarse, size=images.shape[-2:], mode="bilinear",
+                             align_corners=False)
+
+
+def build_model(cfg: ModelConfig) -> TextObjSegModel:
+    """Return the network described by ``cfg``."""
+    return TextObjSegModel(cfg)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, backbone_lr_mult: float = 1.0,
+                     lr: float = 1.0) -> list[dict]:
+    """Split trainable parameters for SGD: weight decay on weights only (not biases, not BN).
+
+    Backbone parameters get ``lr * backbone_lr_mult``. Each group has an ``initial_lr`` entry.
+    """
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = param.dim() > 1  # conv / linear / LSTM / embedding weights; not biases or BN
+        in_backbone = name.startswith("backbone.")
+        groups.setdefault((decay, in_backbone), []).append(param)
+    result = []
+    for (decay, in_backbone), params in sorted(groups.items()):
+        group_lr = lr * (backbone_lr_mult if in_backbone else 1.0)
+        result.append({"params": params, "weight_decay": weight_decay if decay else 0.0,
+                       "lr": group_lr, "initial_lr": group_lr})
+    return result
