@@ -1,0 +1,100 @@
+# refseg: one-command set-up.  `make demo` runs the main job, `make test` runs every test.
+# Every set-up step is idempotent: a stamp file under .stamps/ records it, and is redone when its
+# inputs change.  Set-up prints one line per step and stops loudly at the step that broke.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMPS := .stamps
+MSGS_BUILD := build/refseg_msgs
+ABS_VENV := $(abspath $(VENV))
+JOBS ?= 2
+PYTEST_ARGS ?=
+
+# Run-time environment of everything below: the venv is the ROS 2 prefix (ament index, rosidl).
+export AMENT_PREFIX_PATH := $(ABS_VENV)
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+export PYTHONDONTWRITEBYTECODE := 1
+
+step = @printf '\n\033[1m[refseg setup] %s\033[0m\n' $(1)
+fail = (printf '\n\033[31m[refseg setup] FAILED: %s\033[0m\n' $(1) >&2; exit 1)
+
+.PHONY: all setup test lint unit demo bench colcon clean distclean help
+
+all: setup
+
+help:
+	@echo "make demo   - set up (if needed) and run the demo on the synthetic tabletop world"
+	@echo "make test   - set up (if needed), lint, and run every test"
+	@echo "make bench  - latency / throughput benchmarks -> bench/results.json, bench/results.md"
+	@echo "make colcon - colcon build of ros2_ws (refseg + refseg_msgs) against the venv"
+	@echo "make clean  - remove build outputs (keeps .venv); make distclean also removes .venv"
+
+setup: $(STAMPS)/install
+
+$(STAMPS)/venv:
+	$(call step,"1/5 virtual environment $(VENV) ($(shell $(PYTHON) --version 2>&1))")
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 13) else "refseg needs Python 3.10-3.13, found %d.%d" % v)' || $(call fail,"python version")
+	@[ "$$(uname -m)" = x86_64 ] || $(call fail,"the ROS 2 wheels on PyPI exist for x86_64 only")
+	@$(PYTHON) -m venv $(VENV) || $(call fail,"python -m venv (install python3-venv)")
+	@$(PIP) install -q --upgrade "pip>=24" || $(call fail,"pip upgrade")
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/deps: $(STAMPS)/venv requirements/ros.txt requirements/torch.txt requirements/base.txt requirements/dev.txt
+	$(call step,"2/5 Python packages: ROS 2 Kilted wheels, torch, OpenCV, test tools (several GB the first time)")
+	@$(PIP) install --progress-bar on -r requirements/torch.txt || $(call fail,"pip install torch")
+	@$(PIP) install --progress-bar on -r requirements/ros.txt -r requirements/base.txt -r requirements/dev.txt || $(call fail,"pip install ROS 2 wheels / deps")
+	@$(PY) -c 'import rclpy, torch, torchvision, cv2' || $(call fail,"import check of rclpy / torch / cv2")
+	@touch $@
+
+$(STAMPS)/msgs: $(STAMPS)/deps $(wildcard refseg_msgs/msg/*.msg refseg_msgs/srv/*.srv) refseg_msgs/CMakeLists.txt refseg_msgs/package.xml
+	$(call step,"3/5 build refseg_msgs (rosidl) and install it into $(VENV)")
+	@command -v cmake >/dev/null || $(call fail,"cmake not found (apt install cmake)")
+	@mkdir -p $(MSGS_BUILD)
+	@cd $(MSGS_BUILD) && cmake $(CURDIR)/refseg_msgs -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_INSTALL_PREFIX=$(ABS_VENV) -DCMAKE_PREFIX_PATH=$(ABS_VENV) \
+		-DPython3_EXECUTABLE=$(ABS_VENV)/bin/python -DBUILD_TESTING=OFF > cmake.log 2>&1 \
+		|| (tail -40 cmake.log; $(call fail,"cmake configure of refseg_msgs; see $(MSGS_BUILD)/cmake.log"))
+	@$(MAKE) --no-print-directory -C $(MSGS_BUILD) -j$(JOBS) > $(MSGS_BUILD)/make.log 2>&1 \
+		|| (tail -40 $(MSGS_BUILD)/make.log; $(call fail,"compile refseg_msgs; see $(MSGS_BUILD)/make.log"))
+	@$(MAKE) --no-print-directory -C $(MSGS_BUILD) install > $(MSGS_BUILD)/install.log 2>&1 \
+		|| $(call fail,"install refseg_msgs")
+	@cd /tmp && $(ABS_VENV)/bin/python -c 'from refseg_msgs.msg import Segmentation; from refseg_msgs.srv import Segment' \
+		|| $(call fail,"import refseg_msgs")
+	@touch $@
+
+$(STAMPS)/install: $(STAMPS)/msgs setup.py model/pyproject.toml
+	$(call step,"4/5 install refseg (node) and refseg_model (editable)")
+	@$(PIP) install -q --no-deps --no-build-isolation -e model -e . || $(call fail,"pip install -e model -e .")
+	$(call step,"5/5 check")
+	@$(PY) -c 'import refseg_model, refseg_node, refseg_msgs.msg; print("refseg ready:", refseg_model.__file__)' \
+		|| $(call fail,"import check")
+	@touch $@
+
+lint: setup
+	@echo "[lint] ruff (pycodestyle, pyflakes, isort, pep257 docstrings)"
+	@$(VENV)/bin/ruff check .
+	@echo "[lint] package.xml files (well-formed, ROS package format 3)"
+	@$(PY) tools/check_package_xml.py package.xml refseg_msgs/package.xml
+
+unit: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test: setup lint unit
+
+demo: setup
+	@$(PY) tools/demo.py --out demo_out
+
+bench: setup
+	@$(PY) bench/run_bench.py --out bench
+
+colcon: setup
+	@cd ros2_ws && $(ABS_VENV)/bin/colcon build --event-handlers console_direct+
+
+clean:
+	rm -rf build ros2_ws/build ros2_ws/install ros2_ws/log demo_out $(STAMPS)/install $(STAMPS)/msgs
+
+distclean: clean
+	rm -rf $(VENV) $(STAMPS)
