@@ -1,9 +1,10 @@
 """Expression text: tokenization and the word vocabulary.
 
 The tokenizer follows the released code of the paper (``util/text_processing.py`` of
-``ronghanghu/text_objseg``): split the stripped expression on ``(\\W+)`` (keeping the separators),
-lowercase, drop empty and whitespace-only tokens, drop a trailing ``"."``. An expression is encoded
-as its first ``max_len`` (20) token ids, left padded with ``<pad>`` so the LSTM reads the words last.
+``ronghanghu/text_objseg``): split the stripped expression on runs of non-word characters
+(keeping them as tokens), lowercase, drop empty and whitespace-only tokens, drop a trailing
+``"."``. An expression is encoded as its first ``max_len`` (20) token ids, left padded with
+``<pad>`` so the LSTM reads the words last.
 """
 
 from __future__ import annotations

@@ -83,17 +83,24 @@ class SampleSource:
         self.samples: list[Sample] = []
         self.problems: Counter[str] = Counter()
         self._summarized = 0
+        self._logged = 0
 
     # error policy -------------------------------------------------------------------------
-    def problem(self, kind: str, message: str) -> None:
-        """Report bad data: raise :class:`DataError` or log it and count it as skipped."""
+    def problem(self, kind: str, message: str, count: int = 1, *, logged: bool = True) -> None:
+        """Report bad data: raise :class:`DataError`, or count ``count`` skipped samples.
+
+        ``kind`` names the problem in the summary ("missing masks"); ``logged=False`` counts
+        without logging again (e.g. a missing image shared by several regions).
+        """
         if self.on_error == "raise":
             raise DataError(message)
-        self.problems[kind] += 1
-        total = sum(self.problems.values())
-        if total <= MAX_LOGGED_PROBLEMS:
+        self.problems[kind] += count
+        if not logged:
+            return
+        self._logged += 1
+        if self._logged <= MAX_LOGGED_PROBLEMS:
             log.warning("%s %s: skipping: %s", self.name, self.split, message)
-        elif total == MAX_LOGGED_PROBLEMS + 1:
+        elif self._logged == MAX_LOGGED_PROBLEMS + 1:
             log.warning("%s %s: more problems; see the summary", self.name, self.split)
 
     def summarize_problems(self) -> str | None:
@@ -102,7 +109,7 @@ class SampleSource:
         if total == 0:
             return None
         counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.problems.items()))
-        text = f"{self.name} {self.split} in {self.root}: skipped {total} ({counts})"
+        text = f"{self.name} {self.split} in {self.root}: skipped {total} samples ({counts})"
         if total != self._summarized:
             log.warning("%s", text)
             self._summarized = total
@@ -146,7 +153,8 @@ class SampleSource:
 
     def __repr__(self) -> str:
         """Show the dataset, split, root and size."""
-        return f"{type(self).__name__}({self.split!r}, root={str(self.root)!r}, {len(self)} samples)"
+        return (f"{type(self).__name__}({self.split!r}, root={str(self.root)!r}, "
+                f"{len(self)} samples)")
 
 
 class RefSegDataset(Dataset):
