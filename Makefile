@@ -43,7 +43,7 @@ $(STAMPS)/venv:
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/deps: $(STAMPS)/venv requirements/ros.txt requirements/torch.txt requirements/base.txt requirements/dev.txt
-	$(call step,"2/5 Python packages: ROS 2 Kilted wheels, torch, OpenCV, test tools (several GB the first time)")
+	$(call step,"2/5 Python packages: ROS 2 Kilted wheels + torch + OpenCV + test tools (several GB the first time)")
 	@$(PIP) install --progress-bar on -r requirements/torch.txt || $(call fail,"pip install torch")
 	@$(PIP) install --progress-bar on -r requirements/ros.txt -r requirements/base.txt -r requirements/dev.txt || $(call fail,"pip install ROS 2 wheels / deps")
 	@$(PY) -c 'import rclpy, torch, torchvision, cv2' || $(call fail,"import check of rclpy / torch / cv2")
