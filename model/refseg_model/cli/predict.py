@@ -1,0 +1,86 @@
+"""``refseg-predict``: segment what an expression refers to in one image file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``refseg-predict``."""
+    parser = argparse.ArgumentParser(
+        prog="refseg-predict",
+        description="Segment the object a natural language expression refers to. Writes a "
+                    "mono8 PNG mask (255 = target) at the image's size, optionally an overlay.")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file (default: the shipped tabletop model)")
+    parser.add_argument("--image", required=True, help="input image (PNG, JPEG, ...)")
+    parser.add_argument("--expression", required=True, help='e.g. "the red cup on the left"')
+    parser.add_argument("--out", required=True, help="output mask PNG")
+    parser.add_argument("--overlay", default=None, help="output overlay PNG (image + mask)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="foreground probability threshold (default 0.5)")
+    return parser
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write ``image`` (mono8, or RGB) as PNG atomically."""
+    import cv2
+
+    path = Path(path)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"cannot encode PNG for {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)
+
+
+def overlay_image(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return ``rgb`` with the mask tinted red and outlined."""
+    import cv2
+
+    out = rgb.astype(np.float32)
+    out[mask] = 0.5 * out[mask] + 0.5 * np.array([255.0, 0.0, 0.0])
+    out = out.astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, (255, 255, 0), 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``refseg-predict``."""
+    args = build_parser().parse_args(argv)
+    from refseg_model import default_checkpoint_path
+    from refseg_model.checkpoint import CheckpointError
+    from refseg_model.data import DataError, read_rgb
+    from refseg_model.inference import Segmenter
+
+    try:
+        rgb = read_rgb(args.image)
+        segmenter = Segmenter.from_checkpoint(args.checkpoint or default_checkpoint_path(),
+                                              device=args.device, threshold=args.threshold)
+        pred = segmenter.predict(rgb, args.expression)
+        write_png(args.out, pred.mask.astype(np.uint8) * 255)
+        if args.overlay:
+            write_png(args.overlay, overlay_image(rgb, pred.mask))
+    except (CheckpointError, DataError, ValueError, TypeError, OSError) as err:
+        print(f"refseg-predict: error: {err}", file=sys.stderr)
+        return 2
+    area = int(pred.mask.sum())
+    print(f"refseg-predict: {area} pixels ({100.0 * area / pred.mask.size:.1f}% of the image), "
+          f"score {pred.score:.3f} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

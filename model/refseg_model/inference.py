@@ -1,0 +1,165 @@
+"""Inference: segment the object an expression refers to in an RGB image.
+
+``Segmenter`` applies the training preprocessing (letterbox to the model's square input,
+RGB mean subtracted, expression tokenised and left-padded), runs the network under
+``torch.inference_mode`` and maps the probability map back to the original image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, model_config_of, model_from_checkpoint
+from .config import ModelConfig
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The segmentation of one (image, expression) pair.
+
+    Attributes:
+        mask: HxW bool, True on the referred object, same size as the input image.
+        probs: HxW float32 foreground probabilities in [0, 1].
+        score: Confidence in [0, 1]: the mean probability over the predicted mask, 0.0 when
+            the mask is empty.
+    """
+
+    mask: np.ndarray
+    probs: np.ndarray
+    score: float
+
+    @property
+    def found(self) -> bool:
+        """Whether any pixel passed the threshold."""
+        return bool(self.mask.any())
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` / ``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` into a usable ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"invalid device {device!r}: use auto, cpu, cuda or cuda:N") from err
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but CUDA is not available here; "
+                             "use device 'cpu' or 'auto'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist: {torch.cuda.device_count()} "
+                             "CUDA device(s)")
+    elif resolved.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N")
+    return resolved
+
+
+def _check_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    return threshold
+
+
+class Segmenter:
+    """A trained network with its vocabulary and preprocessing, ready to segment images."""
+
+    def __init__(self, model: torch.nn.Module, vocabulary, config: ModelConfig, *,
+                 stage: str = "highres", device: str | torch.device = "auto",
+                 threshold: float = 0.5) -> None:
+        """Wrap ``model`` (a ``TextObjSegModel``); prefer :meth:`from_checkpoint`."""
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.vocabulary = vocabulary
+        self.config = config
+        self.stage = stage
+        self.threshold = _check_threshold(threshold)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
+                        threshold: float = 0.5) -> Segmenter:
+        """Load a checkpoint written by ``refseg-train`` (raises ``CheckpointError``)."""
+        from .text import Vocabulary
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(
+                f"checkpoint not found: {path}. Train one with refseg-train, or give the "
+                "path of an existing checkpoint")
+        payload = load_checkpoint(path, map_location="cpu")
+        model = model_from_checkpoint(payload, path)
+        config = model_config_of(payload, path)
+        vocabulary = Vocabulary.from_list(payload["vocabulary"])
+        return cls(model, vocabulary, config, stage=payload["stage"], device=device,
+                   threshold=threshold)
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _tokens(self, expression: str) -> list[int]:
+        if not isinstance(expression, str):
+            raise TypeError(f"expression must be a str, got {type(expression).__name__}")
+        if not expression.strip():
+            raise ValueError("expression is empty: give the words that refer to the object")
+        return self.vocabulary.encode(expression, self.config.max_len)
+
+    def _image(self, rgb: np.ndarray):
+        from .preprocess import letterbox, normalize
+
+        if not isinstance(rgb, np.ndarray):
+            raise TypeError(f"image must be a numpy array (HxWx3 uint8 RGB), got "
+                            f"{type(rgb).__name__}")
+        if rgb.dtype != np.uint8:
+            raise ValueError(f"image must have dtype uint8 (HxWx3 RGB), got {rgb.dtype}")
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+            raise ValueError(f"image must be HxWx3 RGB, got shape {rgb.shape}")
+        boxed, meta = letterbox(rgb, self.config.input_size)
+        return normalize(boxed), meta
+
+    # -- prediction -----------------------------------------------------------------------
+    def predict(self, rgb: np.ndarray, expression: str,
+                threshold: float | None = None) -> Prediction:
+        """Segment what ``expression`` refers to in ``rgb`` (HxWx3 uint8)."""
+        return self.predict_batch([rgb], [expression], threshold)[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], expressions: Sequence[str],
+                      threshold: float | None = None) -> list[Prediction]:
+        """Segment several (image, expression) pairs in one forward pass."""
+        from .preprocess import unletterbox
+
+        if self.model is None:
+            raise RuntimeError("this Segmenter was released; load it again with from_checkpoint")
+        if len(images) != len(expressions):
+            raise ValueError(f"{len(images)} images but {len(expressions)} expressions")
+        if not images:
+            return []
+        threshold = self.threshold if threshold is None else _check_threshold(threshold)
+        tokens = [self._tokens(e) for e in expressions]
+        prepared = [self._image(im) for im in images]
+        batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
+        token_batch = torch.tensor(tokens, dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            logits = self.model.predict_logits(batch, token_batch, stage=self.stage)
+            probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+        results = []
+        for prob, (_, meta) in zip(probs, prepared):
+            full = np.clip(unletterbox(prob, meta), 0.0, 1.0).astype(np.float32)
+            mask = full >= threshold
+            score = float(full[mask].mean()) if mask.any() else 0.0
+            results.append(Prediction(mask=mask, probs=full, score=score))
+        return results
+
+    def release(self) -> None:
+        """Free the network (and cached GPU memory); the segmenter is unusable afterwards."""
+        on_cuda = self.device.type == "cuda"
+        self.model = None
+        if on_cuda:
+            torch.cuda.empty_cache()
+
+    def __repr__(self) -> str:
+        """Show backbone, stage and device."""
+        return (f"Segmenter({self.config.backbone}, input {self.config.input_size}, "
+                f"stage={self.stage}, device={self.device})")

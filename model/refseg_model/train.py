@@ -1,0 +1,475 @@
+"""Two-stage training (Sec. 3.3 of the paper): ``lowres`` then ``highres``.
+
+Stage ``lowres`` trains on the coarse labels (a response-map cell is foreground if any of its
+pixels is); stage ``highres`` starts from the low-resolution weights, adds the deconvolution
+(bilinear-initialised) and trains on full-resolution labels. SGD with momentum, weight decay on
+weights only, staircase learning-rate decay restarting at each stage.
+
+A run folder holds ``config.yaml`` (resolved configuration), ``metrics.jsonl`` (one JSON line
+per step), ``loss_curve.png``, ``last.pt`` (every ``checkpoint_every`` steps and at the end of
+each stage, with the full training state), ``lowres.pt`` (weights at the end of the low-res
+stage) and ``best.pt`` (best validation overall IoU, when a validation split is given).
+``--resume`` continues from ``last.pt`` exactly: same stage and step, optimizer state, RNG
+states, and the same data order (fixed by seed and epoch).
+
+Launched by ``torchrun``, training is data parallel (``gloo`` on CPU, ``nccl`` on CUDA);
+``batch_size`` is per process and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    make_payload,
+    model_config_of,
+    model_from_checkpoint,
+    save_checkpoint,
+    save_inference_checkpoint,
+)
+from .config import STAGES, ModelConfig, RunConfig, TrainConfig, load_config, save_config
+from .ddp import (
+    DistInfo,
+    ResumableBatchSampler,
+    all_reduce_mean,
+    barrier,
+    cleanup_distributed,
+    setup_distributed,
+)
+from .loss import weighted_logistic_loss
+from .network import build_model, parameter_groups
+
+log = logging.getLogger("refseg_model.train")
+
+
+# -- data ------------------------------------------------------------------------------------
+def build_vocabulary(args: argparse.Namespace, train_source, resumed: list[str] | None):
+    """Return the vocabulary: from the resumed checkpoint, ``--vocab FILE``, or the train split."""
+    from .text import Vocabulary
+
+    if resumed is not None:
+        return Vocabulary.from_list(resumed)
+    if getattr(args, "vocab", None):
+        return Vocabulary.from_file(args.vocab)
+    return Vocabulary.build(train_source.expressions())
+
+
+def build_datasets(args: argparse.Namespace, cfg: ModelConfig, stage: str, vocab, source=None):
+    """Return the training ``RefSegDataset`` for ``stage`` (coarse labels for ``lowres``)."""
+    from .data import RefSegDataset, open_source
+
+    if source is None:
+        source = open_source(args.dataset, args.data_root, args.split, on_error=args.on_error)
+    label = "coarse" if stage == "lowres" else "full"
+    return RefSegDataset(source, vocab, cfg.input_size, label=label, stride=cfg.stride,
+                         max_len=cfg.max_len)
+
+
+def make_loader(dataset, tcfg: TrainConfig, info: DistInfo, start_step: int) -> DataLoader:
+    """Return an endless loader whose batch order depends only on (seed, epoch, step)."""
+    sampler = ResumableBatchSampler(len(dataset), tcfg.batch_size, tcfg.seed, info.rank,
+                                    info.world_size, start_step)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
+                      pin_memory=info.device.type == "cuda",
+                      persistent_workers=False)
+
+
+# -- optimisation ----------------------------------------------------------------------------
+def criterion(logits: torch.Tensor, labels: torch.Tensor, tcfg: TrainConfig) -> torch.Tensor:
+    """Return the weighted logistic loss of the paper (foreground ``w_fg``, background ``w_bg``)."""
+    return weighted_logistic_loss(logits, labels, tcfg.w_fg, tcfg.w_bg)
+
+
+def learning_rate_factor(tcfg: TrainConfig, step: int) -> float:
+    """Return the staircase decay factor at ``step`` of a stage."""
+    return tcfg.lr_decay_rate ** (step // tcfg.lr_decay_step)
+
+
+def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig) -> torch.optim.SGD:
+    """Return SGD with momentum; weight decay on weights only."""
+    groups = parameter_groups(model, tcfg.weight_decay, tcfg.backbone_lr_mult, tcfg.lr)
+    return torch.optim.SGD(groups, lr=tcfg.lr, momentum=tcfg.momentum)
+
+
+def rng_state() -> dict[str, Any]:
+    """Return the Python, NumPy and torch RNG states as tensors and JSON-able values."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    state = {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": gauss},
+        "numpy": {"bit_generator": np_state["bit_generator"],
+                  "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                  "gauss": float(np_state["gauss"])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state({"bit_generator": npy["bit_generator"],
+                         "state": {"key": npy["key"].numpy().astype(np.uint32),
+                                   "pos": npy["pos"]},
+                         "has_gauss": npy["has_gauss"], "gauss": npy["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# -- run folder ------------------------------------------------------------------------------
+class RunFiles:
+    """The files of a run folder; methods are no-ops on ranks other than 0."""
+
+    def __init__(self, run_dir: str | Path, info: DistInfo) -> None:
+        """Create the folder (rank 0)."""
+        self.dir = Path(run_dir)
+        self.info = info
+        self.metrics = self.dir / "metrics.jsonl"
+        if info.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def append_metrics(self, records: list[dict[str, Any]]) -> None:
+        """Append one JSON line per record."""
+        if not self.info.is_main or not records:
+            return
+        with open(self.metrics, "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(r) + "\n" for r in records))
+            handle.flush()
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Return the records of ``metrics.jsonl`` (a torn last line is ignored)."""
+        if not self.metrics.is_file():
+            return []
+        records = []
+        for line in self.metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return records
+
+    def truncate_metrics(self, stage_index: int, step: int) -> None:
+        """Drop records written after the checkpoint a resumed run starts from."""
+        if not self.info.is_main:
+            return
+        kept = [r for r in self.read_metrics()
+                if (STAGES.index(r.get("stage", "lowres")), r.get("step", 0)) <= (stage_index, step)]
+        tmp = self.metrics.with_name(self.metrics.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, self.metrics)
+
+    def write_loss_curve(self) -> None:
+        """Plot the loss of every step (both stages) to ``loss_curve.png``."""
+        if not self.info.is_main:
+            return
+        records = [r for r in self.read_metrics() if "loss" in r]
+        if not records:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        offset = 0
+        for stage in STAGES:
+            rows = [r for r in records if r["stage"] == stage]
+            if not rows:
+                continue
+            steps = np.array([r["step"] for r in rows]) + offset
+            losses = np.array([r["loss"] for r in rows])
+            ax.plot(steps, losses, lw=0.6, alpha=0.4, label=f"{stage} loss")
+            window = max(1, len(losses) // 50)
+            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1:], smooth, lw=1.5, label=f"{stage} (mean of {window})")
+            offset = steps[-1]
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("weighted logistic loss")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        tmp = self.dir / ".loss_curve.tmp.png"
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, self.dir / "loss_curve.png")
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def evaluate_hook(model: torch.nn.Module, cfg: ModelConfig, vocab, stage: str, source,
+                  device: torch.device, max_samples: int = 0) -> dict[str, float]:
+    """Return the overall IoU (and mean IoU) of ``model`` on ``source`` at original resolution.
+
+    Uses the inference path (``Segmenter``), so validation sees exactly what users will.
+    """
+    from .inference import Segmenter
+
+    module = getattr(model, "module", model)
+    was_training = module.training
+    segmenter = Segmenter(module, vocab, cfg, stage=stage, device=device)
+    samples = source.samples[:max_samples] if max_samples else source.samples
+    inter_total = union_total = 0
+    ious = []
+    for sample in samples:
+        loaded = source.load(sample)
+        if loaded is None:
+            continue
+        image, mask = loaded
+        pred = segmenter.predict(image, sample.expression).mask
+        inter = int(np.logical_and(pred, mask).sum())
+        union = int(np.logical_or(pred, mask).sum())
+        inter_total, union_total = inter_total + inter, union_total + union
+        ious.append(inter / union if union else 1.0)
+    module.train(was_training)
+    return {"overall_iou": inter_total / union_total if union_total else 0.0,
+            "mean_iou": float(np.mean(ious)) if ious else 0.0, "num_samples": len(ious)}
+
+
+# -- one stage -------------------------------------------------------------------------------
+def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConfig,
+                    cfg: ModelConfig, vocab, files: RunFiles, info: DistInfo, *,
+                    start_step: int = 0, optimizer_state: dict | None = None,
+                    best_val: float | None = None, val_source=None,
+                    stage_index: int = 0) -> float | None:
+    """Train ``model`` for the iterations of ``stage``, writing checkpoints; return best val IoU."""
+    from tqdm import tqdm
+
+    total = tcfg.stage_iters(stage)
+    module = model
+    if info.distributed:
+        module = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=stage == "lowres")
+    optimizer = make_optimizer(model, tcfg)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    model.train()
+    loader = make_loader(dataset, tcfg, info, start_step)
+    batches = iter(loader)
+    progress = tqdm(total=total, initial=start_step, desc=f"{stage}", disable=not info.is_main,
+                    dynamic_ncols=True, smoothing=0.1)
+    pending: list[dict[str, Any]] = []
+
+    def save(step: int) -> None:
+        nonlocal best_val
+        val = None
+        if val_source is not None and info.is_main:
+            val = evaluate_hook(model, cfg, vocab, stage, val_source, info.device,
+                                tcfg.val_max_samples)
+            pending.append({"stage": stage, "step": step, **{f"val_{k}": v
+                                                              for k, v in val.items()}})
+            progress.write(f"[{stage} {step}/{total}] val overall IoU {val['overall_iou']:.4f} "
+                           f"mean IoU {val['mean_iou']:.4f} ({val['num_samples']} samples)")
+        files.append_metrics(pending)
+        pending.clear()
+        if info.is_main:
+            improved = val is not None and (best_val is None or val["overall_iou"] > best_val)
+            if improved:
+                best_val = val["overall_iou"]
+            state = {"stage_index": stage_index, "step": step, "optimizer": optimizer.state_dict(),
+                     "rng": rng_state(), "train_config": tcfg.to_dict(), "best_val": best_val,
+                     "world_size": info.world_size}
+            payload = make_payload(model, cfg, vocab.to_list(), stage, state)
+            save_checkpoint(payload, files.dir / "last.pt")
+            if improved:
+                save_inference_checkpoint(payload, files.dir / "best.pt")
+            if step == total and stage == "lowres":
+                save_inference_checkpoint(payload, files.dir / "lowres.pt")
+            files.write_loss_curve()
+        barrier(info)
+
+    step = start_step
+    tick = time.perf_counter()
+    while step < total:
+        batch = next(batches)
+        factor = learning_rate_factor(tcfg, step)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        images = batch["image"].to(info.device, non_blocking=True)
+        tokens = batch["tokens"].to(info.device, non_blocking=True)
+        labels = batch["mask"].to(info.device, non_blocking=True)
+        logits = module(images, tokens, stage=stage)
+        loss = criterion(logits, labels, tcfg)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{stage} step {step + 1}: loss is {loss.item()}; lower "
+                                     "--lr or enable grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tcfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        optimizer.step()
+        step += 1
+        now = time.perf_counter()
+        loss_value = all_reduce_mean(float(loss.item()), info)
+        img_per_s = images.shape[0] * info.world_size / max(now - tick, 1e-9)
+        tick = now
+        if step % tcfg.log_every == 0 or step == total:
+            pending.append({"stage": stage, "step": step, "loss": loss_value,
+                            "lr": tcfg.lr * factor, "img_per_s": round(img_per_s, 2),
+                            "time": time.time()})
+        progress.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{img_per_s:.1f}")
+        progress.update(1)
+        if step == total or (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0):
+            save(step)
+        elif len(pending) >= 50:
+            files.append_metrics(pending)
+            pending.clear()
+    progress.close()
+    return best_val
+
+
+# -- main ------------------------------------------------------------------------------------
+def resolve_run_config(args: argparse.Namespace) -> RunConfig:
+    """Return the preset / YAML configuration with the command-line overrides applied."""
+    run = load_config(args.config)
+    model, train = run.model, run.train
+    if getattr(args, "backbone_weights", None):
+        model.backbone_weights = str(args.backbone_weights)
+    if getattr(args, "pretrained", None) is not None:
+        model.pretrained = args.pretrained
+    if getattr(args, "freeze_backbone", None) is not None:
+        model.freeze_backbone = args.freeze_backbone
+    overrides = {"batch_size": "batch_size", "lr": "lr", "workers": "workers", "seed": "seed",
+                 "checkpoint_every": "checkpoint_every", "lowres_iters": "lowres_iters",
+                 "highres_iters": "highres_iters"}
+    for arg_name, field_name in overrides.items():
+        value = getattr(args, arg_name, None)
+        if value is not None:
+            setattr(train, field_name, value)
+    if getattr(args, "max_iters", None) is not None:
+        train.lowres_iters = train.highres_iters = args.max_iters
+    model.__post_init__()
+    train.__post_init__()
+    return run
+
+
+def stages_of(stage_arg: str) -> list[str]:
+    """Return the stages a ``--stage`` value runs."""
+    return list(STAGES) if stage_arg == "both" else [stage_arg]
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run training as described by parsed command-line ``args`` (see ``refseg-train --help``)."""
+    from .data import open_source
+    from .inference import resolve_device
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    info = setup_distributed(resolve_device(args.device))
+    try:
+        return _main(args, info, open_source)
+    finally:
+        cleanup_distributed(info)
+
+
+def _main(args: argparse.Namespace, info: DistInfo, open_source) -> int:
+    files = RunFiles(args.out, info)
+    stages = stages_of(args.stage)
+    last = files.dir / "last.pt"
+    resume_payload = None
+    if args.resume:
+        if not last.is_file():
+            raise CheckpointError(f"--resume: no checkpoint {last} in the run folder {files.dir}")
+        resume_payload = load_checkpoint(last)
+        if not resume_payload.get("train_state"):
+            raise CheckpointError(f"--resume: {last} has no training state")
+
+    run = resolve_run_config(args)
+    if resume_payload is not None:  # the stored configuration wins; iterations may be extended
+        cfg = model_config_of(resume_payload, last)
+        tcfg = TrainConfig.from_dict(dict(resume_payload["train_state"]["train_config"]))
+        for name in ("lowres_iters", "highres_iters"):
+            if args.max_iters is not None or getattr(args, name, None) is not None:
+                setattr(tcfg, name, getattr(run.train, name))
+        if resume_payload["train_state"].get("world_size", 1) != info.world_size:
+            log.warning("resuming a run of %s process(es) on %s: the data order differs",
+                        resume_payload["train_state"].get("world_size"), info.world_size)
+    else:
+        cfg, tcfg = run.model, run.train
+    seed_everything(tcfg.seed)
+
+    train_source = open_source(args.dataset, args.data_root, args.split, on_error=args.on_error)
+    vocab = build_vocabulary(args, train_source, resume_payload["vocabulary"]
+                             if resume_payload is not None else None)
+    cfg.vocab_size = len(vocab)
+    val_source = None
+    if args.val_split and info.is_main:
+        val_source = open_source(args.dataset, args.data_root, args.val_split,
+                                 on_error=args.on_error)
+
+    # where to start
+    start_stage, start_step, optimizer_state, best_val = 0, 0, None, None
+    if resume_payload is not None:
+        state = resume_payload["train_state"]
+        model = model_from_checkpoint(resume_payload, last)
+        done_stage = resume_payload["stage"]
+        if done_stage not in stages:
+            raise CheckpointError(f"--resume: {last} is at stage {done_stage}, not in --stage "
+                                  f"{args.stage}")
+        start_stage, start_step = stages.index(done_stage), int(state["step"])
+        optimizer_state, best_val = state["optimizer"], state.get("best_val")
+        set_rng_state(state["rng"])
+        files.truncate_metrics(STAGES.index(done_stage), start_step)
+        if start_step >= tcfg.stage_iters(done_stage):
+            start_stage, start_step, optimizer_state = start_stage + 1, 0, None
+    elif getattr(args, "init", None):
+        init_payload = load_checkpoint(args.init)
+        model = model_from_checkpoint(init_payload, args.init)
+        vocab = build_vocabulary(args, train_source, init_payload["vocabulary"])
+        cfg = model_config_of(init_payload, args.init)
+        cfg.vocab_size = len(vocab)
+    else:
+        if stages[0] == "highres":
+            log.warning("stage highres without --init: starting from random initialisation")
+        model = build_model(cfg)
+    model.to(info.device)
+
+    if info.is_main:
+        save_config(RunConfig(cfg, tcfg), files.dir / "config.yaml")
+        print(f"refseg-train: {args.dataset} {args.split} ({len(train_source)} samples, "
+              f"vocabulary {len(vocab)} words), {cfg.backbone} {cfg.input_size}px, stages "
+              f"{stages[start_stage:]}, {info.world_size} process(es) on {info.device}, run "
+              f"folder {files.dir}", flush=True)
+
+    for index in range(start_stage, len(stages)):
+        stage = stages[index]
+        dataset = build_datasets(args, cfg, stage, vocab, train_source)
+        best_val = train_one_stage(model, stage, dataset, tcfg, cfg, vocab, files, info,
+                                   start_step=start_step, optimizer_state=optimizer_state,
+                                   best_val=best_val, val_source=val_source,
+                                   stage_index=STAGES.index(stage))
+        start_step, optimizer_state = 0, None
+    if info.is_main:
+        message = f"refseg-train: done; checkpoint {last}"
+        if best_val is not None and not math.isnan(best_val):
+            message += f", best val overall IoU {best_val:.4f} ({files.dir / 'best.pt'})"
+        print(message, flush=True)
+    return 0
