@@ -1,0 +1,118 @@
+"""Tests of the Segmenter: preprocessing, output sizes and types, input checks, CLI."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import refseg_model
+from refseg_model.checkpoint import CheckpointError, make_payload, save_checkpoint
+from refseg_model.network import build_model
+
+VOCAB = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "square", "blue", "circle"]
+
+
+@pytest.fixture()
+def checkpoint(tmp_path, tiny_config):
+    tiny_config.vocab_size = len(VOCAB)
+    torch.manual_seed(0)
+    model = build_model(tiny_config)
+    return save_checkpoint(make_payload(model, tiny_config, VOCAB, "highres"),
+                           tmp_path / "m.pt")
+
+
+def test_predict_outputs_at_original_size(checkpoint):
+    from refseg_model import Prediction, Segmenter
+
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
+    rgb = np.random.default_rng(0).integers(0, 255, (37, 81, 3), dtype=np.uint8)
+    pred = seg.predict(rgb, "the red square")
+    assert isinstance(pred, Prediction)
+    assert pred.mask.shape == pred.probs.shape == (37, 81) and pred.mask.dtype == bool
+    assert pred.probs.dtype == np.float32 and 0 <= pred.probs.min() <= pred.probs.max() <= 1
+    assert np.array_equal(pred.mask, pred.probs >= 0.5)
+    expected = float(pred.probs[pred.mask].mean()) if pred.mask.any() else 0.0
+    assert pred.score == pytest.approx(expected)
+    all_on = seg.predict(rgb, "the red square", threshold=0.0)
+    assert all_on.mask.all() and all_on.score == pytest.approx(float(all_on.probs.mean()))
+    assert seg.predict(rgb, "the red square", threshold=1.0).score in (0.0, 1.0)
+
+
+def test_predict_matches_manual_preprocessing(checkpoint):
+    from refseg_model import Segmenter
+    from refseg_model.preprocess import letterbox, normalize, unletterbox
+
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
+    rgb = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    boxed, meta = letterbox(rgb, 64)
+    tokens = torch.tensor([seg.vocabulary.encode("blue circle", 20)])
+    with torch.inference_mode():
+        logits = seg.model(torch.from_numpy(normalize(boxed))[None], tokens)
+    manual = unletterbox(torch.sigmoid(logits)[0, 0].numpy(), meta)
+    np.testing.assert_allclose(seg.predict(rgb, "blue circle").probs, manual, atol=1e-5)
+
+
+def test_predict_batch_equals_single(checkpoint):
+    from refseg_model import Segmenter
+
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 255, (30, 40, 3), dtype=np.uint8) for _ in range(2)]
+    batch = seg.predict_batch(images, ["red square", "blue circle"])
+    single = seg.predict(images[1], "blue circle")
+    np.testing.assert_allclose(batch[1].probs, single.probs, atol=1e-5)
+
+
+def test_input_errors(checkpoint):
+    from refseg_model import Segmenter
+
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
+    good = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="uint8"):
+        seg.predict(good.astype(np.float32), "red")
+    with pytest.raises(ValueError, match="HxWx3"):
+        seg.predict(np.zeros((8, 8), np.uint8), "red")
+    with pytest.raises(ValueError, match="empty"):
+        seg.predict(good, "   ")
+    with pytest.raises(ValueError, match="threshold"):
+        seg.predict(good, "red", threshold=1.5)
+    with pytest.raises(ValueError, match="device"):
+        Segmenter.from_checkpoint(checkpoint, device="tpu")
+    seg.release()
+    with pytest.raises(RuntimeError, match="released"):
+        seg.predict(good, "red")
+
+
+def test_missing_checkpoint_and_default_path(tmp_path):
+    from refseg_model import Segmenter
+
+    with pytest.raises(CheckpointError, match="not found"):
+        Segmenter.from_checkpoint(tmp_path / "none.pt")
+    path = refseg_model.default_checkpoint_path()
+    assert path.name == "tabletop.pt" and path.parent.name == "weights"
+
+
+def test_import_is_light():
+    code = "import sys, refseg_model; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_predict_cli_writes_mask_and_overlay(checkpoint, tmp_path):
+    from refseg_model.cli.predict import main
+
+    image = np.random.default_rng(3).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "in.png"), image)
+    rc = main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "in.png"),
+               "--expression", "the red square", "--out", str(tmp_path / "mask.png"),
+               "--overlay", str(tmp_path / "overlay.png"), "--device", "cpu",
+               "--threshold", "0"])
+    assert rc == 0
+    mask = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (30, 50) and mask.dtype == np.uint8 and (mask == 255).all()
+    assert cv2.imread(str(tmp_path / "overlay.png")).shape == (30, 50, 3)
+    assert main(["--checkpoint", str(tmp_path / "no.pt"), "--image", str(tmp_path / "in.png"),
+                 "--expression", "x", "--out", str(tmp_path / "m2.png")]) == 2

@@ -1,0 +1,132 @@
+"""Tests of the network: shapes, expression encoder, spatial channels, bilinear deconvolution."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from refseg_model.config import ConfigError, ModelConfig, load_config
+from refseg_model.network import (
+    BilinearDeconv,
+    build_model,
+    parameter_groups,
+    spatial_coordinates,
+)
+
+
+def test_forward_shapes_both_stages(tiny_config):
+    model = build_model(tiny_config)
+    images, tokens = torch.randn(2, 3, 64, 64), torch.randint(0, 20, (2, 20))
+    assert model(images, tokens, stage="lowres").shape == (2, 1, 8, 8)
+    assert model(images, tokens, stage="highres").shape == (2, 1, 64, 64)
+    assert model.predict_logits(images, tokens, stage="lowres").shape == (2, 1, 64, 64)
+
+
+def test_backward_reaches_every_part(tiny_config):
+    model = build_model(tiny_config)
+    out = model(torch.randn(2, 3, 64, 64), torch.randint(1, 20, (2, 20)), stage="highres")
+    out.mean().backward()
+    for name in ("backbone.head.weight", "expression_encoder.lstm.weight_ih_l0",
+                 "classifier.mlp1.weight", "upsample.deconv.weight"):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_bilinear_deconv_equals_bilinear_upsampling_in_interior():
+    for stride in (2, 8, 16, 32):
+        deconv = BilinearDeconv(stride)
+        coarse = torch.randn(1, 1, 5, 6)
+        ours = deconv(coarse)
+        ref = F.interpolate(coarse, scale_factor=stride, mode="bilinear", align_corners=False)
+        assert ours.shape == ref.shape == (1, 1, 5 * stride, 6 * stride)
+        inner = (..., slice(stride, -stride), slice(stride, -stride))
+        torch.testing.assert_close(ours[inner], ref[inner], atol=1e-5, rtol=1e-5)
+
+
+def test_expression_encoder_is_unit_norm_and_reads_last_word(tiny_config):
+    model = build_model(tiny_config).eval()
+    enc = model.expression_encoder
+    a = torch.tensor([[0] * 17 + [3, 4, 5]])
+    b = torch.tensor([[0] * 17 + [3, 4, 6]])
+    va, vb = enc(a), enc(b)
+    torch.testing.assert_close(va.norm(dim=1), torch.ones(1))
+    assert not torch.allclose(va, vb)  # the last step sees the last real word
+
+
+def test_spatial_coordinates_corners():
+    xy2 = spatial_coordinates(4, 5, "xy2")
+    assert xy2.shape == (2, 4, 5)
+    assert xy2[:, 0, 0].tolist() == [-1.0, -1.0] and xy2[:, -1, -1].tolist() == [1.0, 1.0]
+    xy8 = spatial_coordinates(2, 4, "xy8")
+    # released code: xmin, ymin, xmax, ymax, xctr, yctr, 1/W, 1/H of the upper-left cell
+    assert xy8[:, 0, 0].tolist() == pytest.approx([-1, -1, -0.5, 0, -0.75, -0.5, 0.25, 0.5])
+
+
+def test_bad_inputs_give_clear_errors(tiny_config):
+    model = build_model(tiny_config)
+    with pytest.raises(ValueError, match="multiple of the stride"):
+        model(torch.randn(1, 3, 60, 64), torch.zeros(1, 20, dtype=torch.long))
+    with pytest.raises(ValueError, match="unknown stage"):
+        model(torch.randn(1, 3, 64, 64), torch.zeros(1, 20, dtype=torch.long), stage="mid")
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        ModelConfig(backbone="alexnet")
+    with pytest.raises(ConfigError, match="vocab_size"):
+        build_model(ModelConfig(backbone="tiny", input_size=64, stride=8))
+
+
+def test_weight_decay_only_on_weights(tiny_config):
+    groups = parameter_groups(build_model(tiny_config), weight_decay=0.01)
+    for group in groups:
+        dims = {p.dim() for p in group["params"]}
+        assert (group["weight_decay"] > 0) == (min(dims) > 1)
+
+
+@pytest.mark.parametrize("name,stride,size", [("mobilenet_v3_small", 16, 64),
+                                              ("resnet18", 16, 64)])
+def test_light_backbones_output_stride(name, stride, size):
+    cfg = ModelConfig(backbone=name, input_size=size, stride=stride, feat_dim=8, text_dim=8,
+                      embed_dim=8, cls_dim=8, vocab_size=10)
+    out = build_model(cfg).eval()(torch.randn(1, 3, size, size),
+                                  torch.zeros(1, 20, dtype=torch.long), stage="lowres")
+    assert out.shape == (1, 1, size // stride, size // stride)
+
+
+def test_presets_describe_the_paper_and_the_default():
+    paper = load_config("paper").model
+    assert (paper.backbone, paper.input_size, paper.stride) == ("vgg16", 512, 32)
+    assert (paper.feat_dim, paper.text_dim, paper.cls_dim) == (1000, 1000, 500)
+    table = load_config("tabletop").model
+    assert table.backbone.startswith("mobilenet_v3") and table.input_size == 320
+
+
+def test_vgg16_fully_convolutional_maps_512_to_16():
+    from refseg_model.backbones import build_backbone
+
+    cfg = load_config("paper").model
+    cfg.pretrained = False
+    backbone = build_backbone(cfg)
+    fc6 = backbone.head[0]
+    assert fc6.kernel_size == (7, 7) and fc6.padding == (3, 3)
+    with torch.inference_mode():  # body only at 512 (fc layers are big): 512 / 32 = 16
+        assert backbone.body(torch.zeros(1, 3, 512, 512)).shape == (1, 512, 16, 16)
+
+
+def test_missing_backbone_weights_file_is_a_clear_error(tmp_path):
+    from refseg_model.backbones import BackboneWeightsError, build_backbone
+
+    cfg = ModelConfig(backbone="mobilenet_v3_small", input_size=64, stride=16,
+                      backbone_weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(BackboneWeightsError, match="nope.pth"):
+        build_backbone(cfg)
+
+
+def test_backbone_weights_file_is_loaded(tmp_path):
+    import torchvision
+
+    from refseg_model.backbones import build_backbone
+
+    reference = torchvision.models.mobilenet_v3_small()
+    torch.save(reference.state_dict(), tmp_path / "mv3s.pth")
+    cfg = ModelConfig(backbone="mobilenet_v3_small", input_size=64, stride=16,
+                      backbone_weights=str(tmp_path / "mv3s.pth"))
+    backbone = build_backbone(cfg)
+    torch.testing.assert_close(backbone.body[0][0].weight, reference.features[0][0].weight)
