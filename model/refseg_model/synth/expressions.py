@@ -1,0 +1,314 @@
+"""Referring expressions for a rendered scene, each checked to pick out exactly its region.
+
+The grammar (see ``docs/synthetic_world.md``) mixes the terse style of ReferIt ("left cup",
+"bottom right") with spoken commands ("pick up the red cup on the left"). An expression is only
+produced when its referent is unique among the visible objects of the scene, with margins so that
+it is also unambiguous to a person looking at the picture:
+
+- category: "the jar", when it is the only jar;
+- attributes: "the blue box", "the small red cup", "the red one";
+- absolute position inside a set of look-alikes: "the jar on the left", "the leftmost bottle",
+  "the cup in the middle", "the nearest ball"; in the whole picture: "the object on the far left",
+  "bottom right";
+- relations to a landmark with its own unique description: "the bottle next to the blue box",
+  "the ball in front of the bowl", "the cup left of the jar";
+- plurals over every look-alike: "the two green balls" (a group region: the union of the masks);
+- stuff: "the table", "the wall", "the floor".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from refseg_model.synth.objects import COMPARATIVES, NOUNS, PLURALS, SIZE_WORDS
+
+MIN_VISIBLE_FRACTION = 0.3  # objects hidden more than this are never targets
+MIN_TARGET_AREA = 0.0015  # of the image
+X_MARGIN = 0.06  # of the image width: gap between "the left one" and the next
+DEPTH_MARGIN = 0.08  # metres: gap between "the front one" and the next
+SIZE_MARGIN = 1.18  # apparent size ratio between "the small one" and the others
+NEAR_GAP, FAR_GAP = 0.06, 0.14  # metres between footprints for "next to"
+COMMANDS = ("pick up", "grab", "take", "hand me", "give me", "point at", "find")
+STUFF_COMMANDS = ("point at", "find", "look at")
+ONE = {2: "two", 3: "three"}
+
+
+@dataclass
+class RegionText:
+    """A region to be written: id, kind, the objects it covers and its expressions."""
+
+    region_id: str
+    kind: str
+    object_ids: tuple
+    expressions: list[str] = field(default_factory=list)
+
+
+class _Phrases:
+    """Candidate phrasings grouped by strategy; draws a few, one surface form each."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.by_strategy: dict[str, list[list[str]]] = {}
+
+    def add(self, strategy: str, forms: list[str]) -> None:
+        self.by_strategy.setdefault(strategy, []).append(forms)
+
+    def pick(self, k: int, commands: tuple) -> list[str]:
+        rng = self.rng
+        strategies = sorted(self.by_strategy)
+        rng.shuffle(strategies)
+        chosen: list[str] = []
+        rounds = 0
+        while len(chosen) < k and rounds < 4:
+            for s in strategies:
+                if len(chosen) >= k:
+                    break
+                options = self.by_strategy[s]
+                forms = options[int(rng.integers(len(options)))]
+                text = forms[int(rng.integers(len(forms)))]
+                if rng.random() < 0.12 and text.startswith(("the ", "both ", "all ")):
+                    text = f"{commands[int(rng.integers(len(commands)))]} {text}"
+                if text not in chosen:
+                    chosen.append(text)
+            rounds += 1
+        return chosen
+
+
+def _the(np_: str) -> list[str]:
+    return [f"the {np_}", f"the {np_}", np_]
+
+
+def _noun(rng: np.random.Generator, category: str) -> str:
+    names = NOUNS[category]
+    return names[0] if len(names) == 1 or rng.random() < 0.75 else names[1]
+
+
+def _position_forms(d: str, where: str) -> list[str]:
+    if where == "left" or where == "right":
+        w = where
+        return [f"the {d} on the {w}", f"the {w} {d}", f"the {w}most {d}", f"{d} on {w}",
+                f"{w} {d}", f"the {d} on the {w} side"]
+    if where == "middle":
+        return [f"the {d} in the middle", f"the middle {d}", f"{d} in the middle",
+                f"the {d} in the center"]
+    if where == "front":
+        return [f"the {d} in front", f"the front {d}", f"the closest {d}", f"the nearest {d}",
+                f"{d} in front"]
+    return [f"the {d} at the back", f"the back {d}", f"the farthest {d}", f"the {d} in the back",
+            f"{d} in back"]
+
+
+def _extreme(objs: list, target, key, margin: float) -> str | None:
+    """Is ``target`` the lowest ("min") or highest ("max") by ``key`` with a clear gap?"""
+    others = [key(o) for o in objs if o is not target]
+    if not others:
+        return None
+    v = key(target)
+    if v + margin <= min(others):
+        return "min"
+    if v - margin >= max(others):
+        return "max"
+    return None
+
+
+def _positions(objs: list, target, width: int) -> list[str]:
+    """Absolute positions that single out ``target`` among ``objs`` (its look-alikes)."""
+    out = []
+    side = _extreme(objs, target, lambda o: o.u, X_MARGIN * width)
+    if side:
+        out.append("left" if side == "min" else "right")
+    if len(objs) == 3 and not side:
+        xs = sorted(o.u for o in objs)
+        if xs[1] == target.u and xs[1] - xs[0] >= X_MARGIN * width and \
+                xs[2] - xs[1] >= X_MARGIN * width:
+            out.append("middle")
+    depth = _extreme(objs, target, lambda o: o.distance, DEPTH_MARGIN)
+    if depth:
+        out.append("front" if depth == "min" else "back")
+    return out
+
+
+def _relation(a, b) -> set[str]:
+    """Relations that clearly hold from ``a`` to landmark ``b`` (viewer frame, metres)."""
+    rel = set()
+    dx, dz = b.lateral - a.lateral, b.distance - a.distance
+    gap = float(np.hypot(dx, dz)) - a.radius - b.radius
+    if gap <= NEAR_GAP:
+        rel.add("next to")
+    if dx >= 0.5 * (a.radius + b.radius) + 0.02 and abs(dz) <= 0.2:
+        rel.add("left of")
+    if -dx >= 0.5 * (a.radius + b.radius) + 0.02 and abs(dz) <= 0.2:
+        rel.add("right of")
+    if dz >= 0.5 * (a.radius + b.radius) + 0.02 and abs(dx) <= max(a.radius, b.radius) + 0.04:
+        rel.add("in front of")
+    if -dz >= 0.5 * (a.radius + b.radius) + 0.02 and abs(dx) <= max(a.radius, b.radius) + 0.04:
+        rel.add("behind")
+    return rel
+
+
+def _maybe_relation(a, b) -> set[str]:
+    """Relations that a person might still see from ``a`` to ``b`` (loose thresholds)."""
+    rel = set()
+    dx, dz = b.lateral - a.lateral, b.distance - a.distance
+    gap = float(np.hypot(dx, dz)) - a.radius - b.radius
+    if gap < FAR_GAP:
+        rel.add("next to")
+    if dx > 0.01 and abs(dz) < 0.3:
+        rel.add("left of")
+    if -dx > 0.01 and abs(dz) < 0.3:
+        rel.add("right of")
+    if dz > 0.01 and abs(dx) < max(a.radius, b.radius) + 0.1:
+        rel.add("in front of")
+    if -dz > 0.01 and abs(dx) < max(a.radius, b.radius) + 0.1:
+        rel.add("behind")
+    return rel
+
+
+RELATION_FORMS = {
+    "next to": ("the {d} next to the {l}", "the {d} beside the {l}", "{d} next to {l}",
+                "the {d} near the {l}"),
+    "left of": ("the {d} left of the {l}", "the {d} to the left of the {l}",
+                "{d} left of {l}"),
+    "right of": ("the {d} right of the {l}", "the {d} to the right of the {l}",
+                 "{d} right of {l}"),
+    "in front of": ("the {d} in front of the {l}", "{d} in front of {l}"),
+    "behind": ("the {d} behind the {l}", "{d} behind {l}"),
+}
+
+
+def _short_name(o, present: list, rng: np.random.Generator) -> str | None:
+    """The shortest unique description of a landmark: "jar" or "blue box"."""
+    same_cat = [p for p in present if p.category == o.category]
+    if len(same_cat) == 1:
+        return _noun(rng, o.category)
+    same = [p for p in same_cat if p.colour == o.colour]
+    if len(same) == 1:
+        return f"{o.colour} {_noun(rng, o.category)}"
+    return None
+
+
+def describe_object(o, present: list, rng: np.random.Generator, width: int, height: int
+                    ) -> _Phrases:
+    """Every unambiguous way to refer to object ``o`` among the ``present`` objects."""
+    ph = _Phrases(rng)
+    noun = _noun(rng, o.category)
+    same_cat = [p for p in present if p.category == o.category]
+    same_cc = [p for p in same_cat if p.colour == o.colour]
+    if len(same_cat) == 1:
+        ph.add("category", _the(noun))
+    if len(same_cc) == 1:
+        ph.add("colour", _the(f"{o.colour} {noun}"))
+        if len([p for p in present if p.colour == o.colour]) == 1:
+            ph.add("colour_only", [f"the {o.colour} one", f"the {o.colour} object",
+                                   f"the {o.colour} thing"])
+    for group, d in ((same_cat, noun), (same_cc, f"{o.colour} {noun}")):
+        if len(group) < 2:
+            continue
+        if len([p for p in group if p.size == o.size]) == 1 and \
+                _extreme(group, o, lambda p: np.log(p.apparent_size), np.log(SIZE_MARGIN)) == \
+                ("min" if o.size == "small" else "max"):
+            words = SIZE_WORDS[o.size]
+            word = words[int(rng.integers(len(words)))]
+            forms = _the(f"{word} {d}")
+            if len(group) == 2:
+                forms.append(f"the {COMPARATIVES[o.size]} {d}")
+            ph.add("size", forms)
+        for where in _positions(group, o, width):
+            ph.add("position", _position_forms(d, where))
+        # relations to a landmark of another category
+        for landmark in present:
+            if landmark.category == o.category:
+                continue
+            name = _short_name(landmark, present, rng)
+            if name is None:
+                continue
+            holds = _relation(o, landmark)
+            for rel in sorted(holds):
+                if all(rel not in _maybe_relation(p, landmark) for p in group if p is not o):
+                    forms = [f.format(d=d, l=name) for f in RELATION_FORMS[rel]]
+                    ph.add("relation", forms)
+    # the whole picture: far left / far right, corners
+    side = _extreme(present, o, lambda p: p.u, X_MARGIN * width)
+    if side:
+        w = "left" if side == "min" else "right"
+        ph.add("global", [f"the object on the far {w}", f"the {w}most object",
+                          f"far {w} object", f"the thing on the far {w}"])
+    col = min(int(3 * o.centroid[0] / width), 2)
+    row = min(int(3 * o.centroid[1] / height), 2)
+    if col != 1 and row != 1:
+        cell = [p for p in present if min(int(3 * p.centroid[0] / width), 2) == col and
+                min(int(3 * p.centroid[1] / height), 2) == row]
+        if len(cell) == 1 and cell[0] is o:
+            corner = f"{'top' if row == 0 else 'bottom'} {'left' if col == 0 else 'right'}"
+            ph.add("corner", [corner, f"the object in the {corner}", f"{corner} {noun}",
+                              f"the {noun} in the {corner} corner"])
+    return ph
+
+
+def describe_groups(present: list, rng: np.random.Generator) -> list[tuple[tuple, _Phrases]]:
+    """Plural expressions: every look-alike set of 2 or 3 objects, e.g. "the two green balls"."""
+    sets: dict[tuple, _Phrases] = {}
+    cats = sorted({p.category for p in present})
+    for cat in cats:
+        same_cat = [p for p in present if p.category == cat]
+        candidates = [(same_cat, "")]
+        for colour in sorted({p.colour for p in same_cat}):
+            candidates.append(([p for p in same_cat if p.colour == colour], colour + " "))
+        for members, adj in candidates:
+            if len(members) not in (2, 3):
+                continue
+            if any(p.visible_fraction < MIN_VISIBLE_FRACTION for p in members):
+                continue
+            ids = tuple(sorted(p.object_id for p in members))
+            plural = PLURALS[_noun(rng, cat)]
+            k = ONE[len(members)]
+            forms = [f"the {k} {adj}{plural}", f"the {adj}{plural}", f"{k} {adj}{plural}"]
+            forms.append(f"both {adj}{plural}" if len(members) == 2 else f"all the {adj}{plural}")
+            sets.setdefault(ids, _Phrases(rng)).add("plural " + adj, forms)
+    return sorted(sets.items())
+
+
+def count_expressions(rng: np.random.Generator) -> int:
+    """How many expressions a region gets: 1 to 3 (some regions have a single one)."""
+    return int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
+
+
+def describe_scene(objects: list, stuff: dict, rng: np.random.Generator, width: int,
+                   height: int) -> list[RegionText]:
+    """All regions of a scene with their expressions.
+
+    ``objects`` are the scene's objects (attributes of
+    :class:`~refseg_model.synth.scene.SceneObject`); ``stuff`` maps "table", "wall", "floor"
+    to (area fraction, extra words) of what is visible.
+    """
+    present = [o for o in objects if o.area > 0]
+    regions: list[RegionText] = []
+    for o in present:
+        if o.visible_fraction < MIN_VISIBLE_FRACTION or o.area < MIN_TARGET_AREA * width * height:
+            continue
+        texts = describe_object(o, present, rng, width, height).pick(count_expressions(rng),
+                                                                     COMMANDS)
+        if texts:
+            regions.append(RegionText(o.region_id, "object", (o.object_id,), texts))
+    for j, (ids, ph) in enumerate(describe_groups(present, rng), start=1):
+        texts = ph.pick(count_expressions(rng), COMMANDS)
+        if texts:
+            regions.append(RegionText(f"g{j}", "group", ids, texts))
+    stuff_forms = {
+        "table": ["the table", "table", "the tabletop", "the table surface"],
+        "wall": ["the wall", "wall", "the wall behind the table", "the background wall"],
+        "floor": ["the floor", "floor", "the floor under the table"],
+    }
+    for name in ("table", "wall", "floor"):
+        if name not in stuff:
+            continue
+        fraction, extra = stuff[name]
+        if fraction < (0.02 if name != "table" else 0.05):
+            continue
+        ph = _Phrases(rng)
+        ph.add(name, stuff_forms[name] + list(extra))
+        texts = ph.pick(int(rng.choice([1, 2], p=[0.5, 0.5])), STUFF_COMMANDS)
+        regions.append(RegionText(name, "stuff", (), texts))
+    return regions

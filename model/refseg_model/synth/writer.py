@@ -1,0 +1,169 @@
+"""Write a synthetic dataset in the layout of ``docs/ARCHITECTURE.md`` (mirrors ReferIt's).
+
+::
+
+    DIR/meta.json                          generator version, seed, counts, image size
+    DIR/images/<image_id>.png              RGB
+    DIR/depth/<image_id>.png               uint16 depth in millimetres (0 = no depth)
+    DIR/camera/<image_id>.json             {"width", "height", "K": [fx,0,cx,0,fy,cy,0,0,1]}
+    DIR/masks/<image_id>_<region_id>.png   mono8, 255 = region
+    DIR/scenes/<image_id>.json             objects, categories, colours, boxes, regions
+    DIR/synthetic_query_<split>.json       {"<image_id>_<region_id>": ["expression", ...]}
+    DIR/synthetic_<split>_imlist.txt       image ids, one a line; splits train, val, test
+
+Image ``i`` is drawn from the seed ``(seed, i)``, so the bytes do not depend on the number of
+worker processes. Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from refseg_model.synth.scene import GENERATOR_VERSION, Scene, generate_scene
+
+SPLITS = ("train", "val", "test")
+SUBDIRS = ("images", "depth", "camera", "masks", "scenes")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _json(obj) -> bytes:
+    return (json.dumps(obj, indent=1) + "\n").encode()
+
+
+def depth_to_png16(depth_m: np.ndarray) -> np.ndarray:
+    """Metres (0 = invalid) to uint16 millimetres, clipped to 65.535 m."""
+    mm = np.rint(np.nan_to_num(depth_m, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
+    return np.clip(mm, 0, 65535).astype(np.uint16)
+
+
+def camera_json(scene: Scene) -> dict:
+    """The ``camera/<image_id>.json`` content of a scene."""
+    return {"width": scene.width, "height": scene.height,
+            "K": [round(float(v), 6) for v in scene.K.ravel()]}
+
+
+def write_scene(root: Path, image_id: str, scene: Scene) -> dict[str, list[str]]:
+    """Write one scene's files; return its ``{"<image_id>_<region_id>": expressions}``."""
+    atomic_write(root / "images" / f"{image_id}.png", _png(scene.rgb[..., ::-1]))
+    atomic_write(root / "depth" / f"{image_id}.png", _png(depth_to_png16(scene.depth_m)))
+    atomic_write(root / "camera" / f"{image_id}.json", _json(camera_json(scene)))
+    queries = {}
+    for region in scene.regions:
+        key = f"{image_id}_{region.region_id}"
+        atomic_write(root / "masks" / f"{key}.png", _png(region.mask.astype(np.uint8) * 255))
+        queries[key] = list(region.expressions)
+    description = scene.to_json()
+    description["image_id"] = image_id
+    atomic_write(root / "scenes" / f"{image_id}.json", _json(description))
+    return queries
+
+
+def _work(args: tuple) -> tuple[int, dict, dict]:
+    root, seed, index, image_id, width, height = args
+    scene = generate_scene((seed, index), width, height)
+    queries = write_scene(Path(root), image_id, scene)
+    stats = {
+        "objects": Counter(o.category for o in scene.objects),
+        "colours": Counter(o.colour for o in scene.objects),
+        "kinds": Counter(r.kind for r in scene.regions),
+        "expressions": sum(len(r.expressions) for r in scene.regions),
+    }
+    return index, queries, stats
+
+
+def split_of_images(num_images: int, seed: int, val_frac: float, test_frac: float) -> list[str]:
+    """Assign each image index to a split, reproducibly from ``seed``."""
+    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
+        raise ValueError(f"val_frac={val_frac} and test_frac={test_frac} must be in [0, 1) and "
+                         "sum to less than 1")
+    order = np.random.default_rng([int(seed), 424242]).permutation(num_images)
+    n_test = int(round(num_images * test_frac))
+    n_val = int(round(num_images * val_frac))
+    splits = ["train"] * num_images
+    for i in order[:n_test]:
+        splits[i] = "test"
+    for i in order[n_test:n_test + n_val]:
+        splits[i] = "val"
+    return splits
+
+
+def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width: int = 640,
+                  height: int = 480, workers: int = 1, val_frac: float = 0.1,
+                  test_frac: float = 0.1, progress: bool = True) -> dict:
+    """Generate ``num_images`` scenes into ``out``; return the content of ``meta.json``."""
+    if num_images < 1:
+        raise ValueError(f"num_images must be at least 1, got {num_images}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"output path {root} exists and is not a folder")
+    for sub in SUBDIRS:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    splits = split_of_images(num_images, seed, val_frac, test_frac)
+    digits = max(6, len(str(num_images - 1)))
+    ids = [f"{i:0{digits}d}" for i in range(num_images)]
+    jobs = [(str(root), int(seed), i, ids[i], int(width), int(height)) for i in range(num_images)]
+    queries: dict[str, dict] = {s: {} for s in SPLITS}
+    per_image: list[dict | None] = [None] * num_images
+    totals = {"objects": Counter(), "colours": Counter(), "kinds": Counter()}
+    expressions = Counter()
+
+    from tqdm import tqdm
+
+    def collect(results) -> None:
+        for index, q, stats in results:
+            per_image[index] = q
+            for key in totals:
+                totals[key].update(stats[key])
+            expressions[splits[index]] += stats["expressions"]
+            bar.update(1)
+
+    with tqdm(total=num_images, desc="refseg-synth", unit="img", disable=not progress) as bar:
+        if workers == 1:
+            collect(map(_work, jobs))
+        else:
+            with get_context("spawn").Pool(min(workers, num_images)) as pool:
+                collect(pool.imap_unordered(_work, jobs, chunksize=4))
+    for i, q in enumerate(per_image):
+        queries[splits[i]].update(q)
+    counts = {}
+    for split in SPLITS:
+        image_ids = [ids[i] for i in range(num_images) if splits[i] == split]
+        atomic_write(root / f"synthetic_{split}_imlist.txt",
+                     "".join(f"{x}\n" for x in image_ids).encode())
+        atomic_write(root / f"synthetic_query_{split}.json",
+                     (json.dumps(queries[split]) + "\n").encode())
+        counts[split] = {"images": len(image_ids), "regions": len(queries[split]),
+                         "expressions": expressions[split]}
+    meta = {
+        "generator": "refseg-synth", "generator_version": GENERATOR_VERSION,
+        "seed": int(seed), "num_images": num_images, "width": int(width), "height": int(height),
+        "val_frac": val_frac, "test_frac": test_frac, "splits": counts,
+        "objects_by_category": dict(sorted(totals["objects"].items())),
+        "objects_by_colour": dict(sorted(totals["colours"].items())),
+        "regions_by_kind": dict(sorted(totals["kinds"].items())),
+    }
+    atomic_write(root / "meta.json", _json(meta))
+    return meta
