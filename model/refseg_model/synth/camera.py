@@ -2,7 +2,8 @@
 
 World frame: x to the right, y away from the camera along the table, z up; the table top is the
 plane z = 0. Camera frame: the optical frame of ROS (x right, y down, z forward). A pixel's ray is
-``C + t * d`` with ``d = R @ K^-1 [u + 0.5, v + 0.5, 1]``: its third camera coordinate is 1, so the
+``C + t * d`` with ``d = R @ K^-1 [u, v, 1]`` (pixel centres at integer coordinates, as in
+OpenCV and ROS): its third camera coordinate is 1, so the
 ray parameter ``t`` of a hit *is* the depth (camera z) in metres.
 """
 
@@ -27,10 +28,10 @@ class Camera:
     roll_deg: float
 
     def rays(self) -> np.ndarray:
-        """Return the HxWx3 world directions of every pixel centre (camera z component = 1)."""
+        """Return the HxWx3 world directions of every pixel (camera z component = 1)."""
         fx, fy, cx, cy = self.K[0, 0], self.K[1, 1], self.K[0, 2], self.K[1, 2]
-        u = (np.arange(self.width, dtype=np.float64) + 0.5 - cx) / fx
-        v = (np.arange(self.height, dtype=np.float64) + 0.5 - cy) / fy
+        u = (np.arange(self.width, dtype=np.float64) - cx) / fx
+        v = (np.arange(self.height, dtype=np.float64) - cy) / fy
         d_cam = np.empty((self.height, self.width, 3))
         d_cam[..., 0] = u[None, :]
         d_cam[..., 1] = v[:, None]

@@ -101,7 +101,7 @@ def _position_forms(d: str, where: str) -> list[str]:
 
 
 def _extreme(objs: list, target, key, margin: float) -> str | None:
-    """Is ``target`` the lowest ("min") or highest ("max") by ``key`` with a clear gap?"""
+    """Say whether ``target`` is the lowest ("min") or highest ("max") by ``key``, clearly."""
     others = [key(o) for o in objs if o is not target]
     if not others:
         return None
@@ -179,7 +179,7 @@ RELATION_FORMS = {
 
 
 def _short_name(o, present: list, rng: np.random.Generator) -> str | None:
-    """The shortest unique description of a landmark: "jar" or "blue box"."""
+    """Return the shortest unique description of a landmark: "jar" or "blue box"."""
     same_cat = [p for p in present if p.category == o.category]
     if len(same_cat) == 1:
         return _noun(rng, o.category)

@@ -3,7 +3,8 @@
 Every pixel's ray is intersected with the table top (z = 0), the table's front face, the floor
 and the wall (a z-buffer keeps the nearest), then each object is traced inside its projected
 bounding box. Depth is the camera z of the visible surface, so it is exactly consistent with the
-intrinsics ``K``. Labels: :data:`TABLE`, :data:`WALL`, :data:`FLOOR`, objects ``FIRST_OBJECT + i``.
+intrinsics ``K``. Labels: :data:`TABLE` (the top), :data:`TABLE_FRONT` (its front face),
+:data:`WALL`, :data:`FLOOR`, objects ``FIRST_OBJECT + i``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from refseg_model.synth import solids
 from refseg_model.synth.camera import Camera
 from refseg_model.synth.objects import ObjectSpec
 
-TABLE, WALL, FLOOR = 1, 2, 3
+TABLE, WALL, FLOOR, TABLE_FRONT = 1, 2, 3, 4
 FIRST_OBJECT = 10
 TABLE_THICKNESS = 0.035
 FLOOR_Z = -0.74
@@ -58,7 +59,7 @@ class PlacedObject:
         return local @ self.rotation().T + np.array([self.x, self.y, 0.0])
 
     def corners(self) -> np.ndarray:
-        """The 8 corners of its bounding box in the world frame."""
+        """Return the 8 corners of its bounding box in the world frame."""
         lo, hi = solids.bounds(self.spec)
         grid = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
         return self.to_world(grid)
@@ -99,7 +100,7 @@ def sample_environment(rng: np.random.Generator) -> Environment:
 def _plane_hits(cam: Camera, rays: np.ndarray, env: Environment):
     """Depth and plane index (0 table top, 1 its front face, 2 floor, 3 wall) of every pixel."""
     C = cam.C.astype(np.float32)
-    dx, dy, dz = rays[..., 0], rays[..., 1], rays[..., 2]
+    dy, dz = rays[..., 1], rays[..., 2]
     inf = np.float32(np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_table = np.where(dz < 0, -C[2] / dz, inf)
@@ -152,7 +153,7 @@ def render_room(cam: Camera, rays: np.ndarray, env: Environment, rng: np.random.
     base = np.array([env.table_colour, env.table_colour, env.floor_colour, env.wall_colour],
                     dtype=np.float32) * np.asarray(env.tint, dtype=np.float32)
     rgb = base[which] * factor[..., None]
-    label = np.array([TABLE, TABLE, FLOOR, WALL], dtype=np.uint8)[which]
+    label = np.array([TABLE, TABLE_FRONT, FLOOR, WALL], dtype=np.uint8)[which]
     return rgb, depth, label
 
 
@@ -180,7 +181,7 @@ def shadow_map(cam: Camera, objects: list[PlacedObject], env: Environment) -> np
 
 
 def object_window(cam: Camera, obj: PlacedObject) -> tuple[slice, slice] | None:
-    """The pixels (rows, columns) that the object's projected bounding box may cover."""
+    """Return the pixels (rows, columns) that the object's projected box may cover."""
     uv = cam.project(obj.corners())
     x0 = max(int(np.floor(uv[:, 0].min())) - 1, 0)
     x1 = min(int(np.ceil(uv[:, 0].max())) + 2, cam.width)

@@ -82,7 +82,7 @@ class Scene:
     K: np.ndarray
     objects: list[SceneObject]
     regions: list[Region]
-    labels: np.ndarray  # HxW uint8: render.TABLE / WALL / FLOOR, FIRST_OBJECT + index
+    labels: np.ndarray  # HxW uint8: render.TABLE, TABLE_FRONT, WALL, FLOOR, FIRST_OBJECT + i
     camera: dict = field(default_factory=dict)
     seed: tuple = ()
 
@@ -244,7 +244,7 @@ def _compose(seed, rng: np.random.Generator, cam: Camera, env: Environment,
     objects = _measure(cam, placed, labels, full_area)
     size = float(labels.size)
     stuff = {
-        "table": (float((labels == render.TABLE).sum()) / size,
+        "table": (float(np.isin(labels, (render.TABLE, render.TABLE_FRONT)).sum()) / size,
                   ("the wooden table",) if env.table_grain > 0.3 else ()),
         "wall": (float((labels == render.WALL).sum()) / size, ()),
         "floor": (float((labels == render.FLOOR).sum()) / size, ()),
@@ -253,8 +253,9 @@ def _compose(seed, rng: np.random.Generator, cam: Camera, env: Environment,
     regions = []
     for t in texts:
         if t.kind == "stuff":
-            code = {"table": render.TABLE, "wall": render.WALL, "floor": render.FLOOR}[t.region_id]
-            mask = labels == code
+            codes = {"table": (render.TABLE, render.TABLE_FRONT), "wall": (render.WALL,),
+                     "floor": (render.FLOOR,)}[t.region_id]
+            mask = np.isin(labels, codes)
         else:
             mask = np.isin(labels, [render.FIRST_OBJECT + i - 1 for i in t.object_ids])
         regions.append(Region(t.region_id, t.expressions, mask, t.kind, tuple(t.object_ids)))
@@ -290,7 +291,7 @@ DEMO_EXPRESSION = "the red cup on the left"
 
 def make_demo_scene(seed: int = 0, width: int = 640, height: int = 480
                     ) -> tuple[Scene, str, Region]:
-    """A scene where "the red cup on the left" has exactly one referent.
+    """Build a scene where "the red cup on the left" has exactly one referent.
 
     Two red cups stand apart, one in the left part of the picture and one in the right part,
     with 2 to 4 other objects that are not red cups. Returns ``(scene, command, region)`` with the

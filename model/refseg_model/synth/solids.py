@@ -49,7 +49,7 @@ def silhouette_points(spec: ObjectSpec, samples: int = 12) -> np.ndarray:
     return np.concatenate([low, top], axis=0)
 
 
-def trace(spec: ObjectSpec, O: np.ndarray, D: np.ndarray
+def trace(spec: ObjectSpec, org: np.ndarray, D: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Intersect local rays with the object: ``(t, normal, albedo Nx3, shininess N)``.
 
@@ -57,7 +57,7 @@ def trace(spec: ObjectSpec, O: np.ndarray, D: np.ndarray
     """
     body, metal, label = (np.asarray(c, dtype=np.float64) for c in spec.detail)
     cat, d = spec.category, spec.dims
-    n = len(O)
+    n = len(org)
     albedo = np.tile(body, (n, 1))
     gloss = np.full(n, 0.15)
     if cat == "cup":
@@ -66,17 +66,19 @@ def trace(spec: ObjectSpec, O: np.ndarray, D: np.ndarray
         arm = 0.011 * h / 0.09
         reach = spec.radius
         parts = [
-            shapes.frustum(O, D, rb, rt, 0.0, h, cap=False),
-            shapes.open_frustum_inside(O, D, rb - 0.003, rt - 0.003, 0.008, h),
-            shapes.box(O, D, (0.6 * rt, -0.005, zc + 0.2 * h), (reach, 0.005, zc + 0.2 * h + arm)),
-            shapes.box(O, D, (0.6 * rt, -0.005, zc - 0.25 * h - arm), (reach, 0.005, zc - 0.25 * h)),
-            shapes.box(O, D, (reach - 0.008, -0.005, zc - 0.25 * h - arm),
+            shapes.frustum(org, D, rb, rt, 0.0, h, cap=False),
+            shapes.open_frustum_inside(org, D, rb - 0.003, rt - 0.003, 0.008, h),
+            shapes.box(org, D, (0.6 * rt, -0.005, zc + 0.2 * h),
+                       (reach, 0.005, zc + 0.2 * h + arm)),
+            shapes.box(org, D, (0.6 * rt, -0.005, zc - 0.25 * h - arm),
+                       (reach, 0.005, zc - 0.25 * h)),
+            shapes.box(org, D, (reach - 0.008, -0.005, zc - 0.25 * h - arm),
                        (reach, 0.005, zc + 0.2 * h + arm)),
         ]
         t, normal, idx = shapes.nearest(parts)
         inside = idx == 1
         albedo[inside] *= 0.62
-        P = O + np.where(np.isfinite(t), t, 0.0)[:, None] * D
+        P = org + np.where(np.isfinite(t), t, 0.0)[:, None] * D
         rim = (idx == 0) & (P[:, 2] > h - 0.006)
         albedo[rim] = _mix(albedo[rim], (1, 1, 1), 0.25)
         gloss[:] = 0.35
@@ -84,13 +86,13 @@ def trace(spec: ObjectSpec, O: np.ndarray, D: np.ndarray
         h, r = d["h"], d["r"]
         if cat == "jar":
             lid_h = d["lid_h"]
-            parts = [shapes.frustum(O, D, r, r, 0.0, h - lid_h),
-                     shapes.frustum(O, D, 0.93 * r, 0.93 * r, h - lid_h, h)]
+            parts = [shapes.frustum(org, D, r, r, 0.0, h - lid_h),
+                     shapes.frustum(org, D, 0.93 * r, 0.93 * r, h - lid_h, h)]
         else:
-            parts = [shapes.frustum(O, D, r, r, 0.0, h - 0.006),
-                     shapes.frustum(O, D, 0.9 * r, 0.9 * r, h - 0.006, h)]
+            parts = [shapes.frustum(org, D, r, r, 0.0, h - 0.006),
+                     shapes.frustum(org, D, 0.9 * r, 0.9 * r, h - 0.006, h)]
         t, normal, idx = shapes.nearest(parts)
-        P = O + np.where(np.isfinite(t), t, 0.0)[:, None] * D
+        P = org + np.where(np.isfinite(t), t, 0.0)[:, None] * D
         z = P[:, 2] / h
         if cat == "jar":
             band = (idx == 0) & (z > 0.36) & (z < 0.56) & (np.abs(normal[:, 2]) < 0.5)
@@ -105,12 +107,12 @@ def trace(spec: ObjectSpec, O: np.ndarray, D: np.ndarray
             gloss[:] = 0.6
     elif cat == "bottle":
         h, r, rn = d["h"], d["r"], d["neck_r"]
-        parts = [shapes.frustum(O, D, r, r, 0.0, 0.60 * h, cap=False),
-                 shapes.frustum(O, D, r, rn, 0.60 * h, 0.78 * h, cap=False),
-                 shapes.frustum(O, D, rn, rn, 0.78 * h, 0.93 * h, cap=False),
-                 shapes.frustum(O, D, 1.1 * rn, 1.1 * rn, 0.93 * h, h)]
+        parts = [shapes.frustum(org, D, r, r, 0.0, 0.60 * h, cap=False),
+                 shapes.frustum(org, D, r, rn, 0.60 * h, 0.78 * h, cap=False),
+                 shapes.frustum(org, D, rn, rn, 0.78 * h, 0.93 * h, cap=False),
+                 shapes.frustum(org, D, 1.1 * rn, 1.1 * rn, 0.93 * h, h)]
         t, normal, idx = shapes.nearest(parts)
-        P = O + np.where(np.isfinite(t), t, 0.0)[:, None] * D
+        P = org + np.where(np.isfinite(t), t, 0.0)[:, None] * D
         z = P[:, 2] / h
         band = (idx == 0) & (z > 0.22) & (z < 0.42)
         albedo[band] = label
@@ -118,8 +120,8 @@ def trace(spec: ObjectSpec, O: np.ndarray, D: np.ndarray
         gloss[:] = 0.7
     elif cat in ("box", "book"):
         lo, hi = bounds(spec)
-        t, normal = shapes.box(O, D, lo, hi)
-        P = O + np.where(np.isfinite(t), t, 0.0)[:, None] * D
+        t, normal = shapes.box(org, D, lo, hi)
+        P = org + np.where(np.isfinite(t), t, 0.0)[:, None] * D
         z = P[:, 2] / spec.height
         side = np.abs(normal[:, 2]) < 0.5
         if cat == "box":
@@ -142,12 +144,12 @@ def trace(spec: ObjectSpec, O: np.ndarray, D: np.ndarray
             gloss[:] = 0.05
     elif cat == "ball":
         r = d["r"]
-        t, normal = shapes.sphere(O, D, (0.0, 0.0, r), r)
+        t, normal = shapes.sphere(org, D, (0.0, 0.0, r), r)
         seam = np.abs(normal @ np.array([0.0, 0.6, 0.8])) < 0.06
         albedo[seam] = _mix(albedo[seam], (1, 1, 1), 0.6)
         gloss[:] = 0.55
     elif cat == "bowl":
-        t, normal, inside = shapes.bowl(O, D, d["rim_r"], d["h"])
+        t, normal, inside = shapes.bowl(org, D, d["rim_r"], d["h"])
         albedo[inside] = _mix(albedo[inside], (1, 1, 1), 0.12)
         gloss[:] = 0.45
     else:

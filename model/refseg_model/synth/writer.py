@@ -58,7 +58,7 @@ def depth_to_png16(depth_m: np.ndarray) -> np.ndarray:
 
 
 def camera_json(scene: Scene) -> dict:
-    """The ``camera/<image_id>.json`` content of a scene."""
+    """Return the ``camera/<image_id>.json`` content of a scene."""
     return {"width": scene.width, "height": scene.height,
             "K": [round(float(v), 6) for v in scene.K.ravel()]}
 
