@@ -135,7 +135,7 @@ def _resnet18(cfg: ModelConfig) -> Backbone:
 
 
 def _tiny(cfg: ModelConfig) -> Backbone:
-    """A few stride-2 conv-BN-ReLU blocks: a fast stand-in for tests and smoke runs."""
+    """Return a few stride-2 conv-BN-ReLU blocks: a fast stand-in for tests and smoke runs."""
     if cfg.stride & (cfg.stride - 1):
         raise ConfigError(f"backbone tiny needs a power-of-two stride, config says {cfg.stride}")
     if cfg.pretrained or cfg.backbone_weights:

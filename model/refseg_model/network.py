@@ -70,7 +70,8 @@ class BilinearDeconv(nn.Module):
     def reset_parameters(self) -> None:
         """Set the filter to bilinear upsampling."""
         with torch.no_grad():
-            self.deconv.weight.copy_(bilinear_kernel(self.stride).view(1, 1, *self.deconv.kernel_size))
+            kernel = bilinear_kernel(self.stride)
+            self.deconv.weight.copy_(kernel.view(1, 1, *kernel.shape))
 
     def forward(self, coarse: torch.Tensor) -> torch.Tensor:
         """Upsample B x 1 x h x w to B x 1 x (h*s) x (w*s)."""

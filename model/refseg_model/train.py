@@ -180,8 +180,9 @@ class RunFiles:
         """Drop records written after the checkpoint a resumed run starts from."""
         if not self.info.is_main:
             return
+        end = (stage_index, step)
         kept = [r for r in self.read_metrics()
-                if (STAGES.index(r.get("stage", "lowres")), r.get("step", 0)) <= (stage_index, step)]
+                if (STAGES.index(r.get("stage", "lowres")), r.get("step", 0)) <= end]
         tmp = self.metrics.with_name(self.metrics.name + ".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         os.replace(tmp, self.metrics)
@@ -226,31 +227,22 @@ class RunFiles:
 # -- evaluation ------------------------------------------------------------------------------
 def evaluate_hook(model: torch.nn.Module, cfg: ModelConfig, vocab, stage: str, source,
                   device: torch.device, max_samples: int = 0) -> dict[str, float]:
-    """Return the overall IoU (and mean IoU) of ``model`` on ``source`` at original resolution.
+    """Return the validation metrics (``overall_iou``, ``mean_iou``, ``prec@...``) of ``model``.
 
-    Uses the inference path (``Segmenter``), so validation sees exactly what users will.
+    Predictions go through the inference path (``Segmenter``, original image size) and are
+    scored by ``refseg_model.evaluate.evaluate``, so validation sees exactly what users will.
     """
+    from .evaluate import evaluate
     from .inference import Segmenter
 
     module = getattr(model, "module", model)
     was_training = module.training
     segmenter = Segmenter(module, vocab, cfg, stage=stage, device=device)
-    samples = source.samples[:max_samples] if max_samples else source.samples
-    inter_total = union_total = 0
-    ious = []
-    for sample in samples:
-        loaded = source.load(sample)
-        if loaded is None:
-            continue
-        image, mask = loaded
-        pred = segmenter.predict(image, sample.expression).mask
-        inter = int(np.logical_and(pred, mask).sum())
-        union = int(np.logical_or(pred, mask).sum())
-        inter_total, union_total = inter_total + inter, union_total + union
-        ious.append(inter / union if union else 1.0)
-    module.train(was_training)
-    return {"overall_iou": inter_total / union_total if union_total else 0.0,
-            "mean_iou": float(np.mean(ious)) if ious else 0.0, "num_samples": len(ious)}
+    try:
+        return evaluate(lambda image, expression: segmenter.predict(image, expression).mask,
+                        source, progress=False, limit=max_samples or None)
+    finally:
+        module.train(was_training)
 
 
 # -- one stage -------------------------------------------------------------------------------
@@ -284,8 +276,8 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
         if val_source is not None and info.is_main:
             val = evaluate_hook(model, cfg, vocab, stage, val_source, info.device,
                                 tcfg.val_max_samples)
-            pending.append({"stage": stage, "step": step, **{f"val_{k}": v
-                                                              for k, v in val.items()}})
+            pending.append({"stage": stage, "step": step,
+                            **{f"val_{k}": v for k, v in val.items()}})
             progress.write(f"[{stage} {step}/{total}] val overall IoU {val['overall_iou']:.4f} "
                            f"mean IoU {val['mean_iou']:.4f} ({val['num_samples']} samples)")
         files.append_metrics(pending)

@@ -55,13 +55,13 @@ def write_shapes_dataset(root: Path, num_images: int = 16, size=(48, 64), seed: 
 
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory) -> Path:
-    """A tiny ReferIt-layout dataset (16 train + 16 val images, 64 samples per split)."""
+    """Return a tiny ReferIt-layout dataset (16 train + 16 val images, 64 samples per split)."""
     return write_shapes_dataset(tmp_path_factory.mktemp("shapes"))
 
 
 @pytest.fixture()
 def tiny_config():
-    """A tiny ModelConfig (64x64 input, stride 8) for a 20-word vocabulary."""
+    """Return a tiny ModelConfig (64x64 input, stride 8) for a 20-word vocabulary."""
     from refseg_model.config import load_config
 
     cfg = load_config("tiny").model
