@@ -309,6 +309,6 @@ def describe_scene(objects: list, stuff: dict, rng: np.random.Generator, width: 
             continue
         ph = _Phrases(rng)
         ph.add(name, stuff_forms[name] + list(extra))
-        texts = ph.pick(int(rng.choice([1, 2], p=[0.5, 0.5])), STUFF_COMMANDS)
+        texts = ph.pick(int(rng.choice([1, 2], p=[0.75, 0.25])), STUFF_COMMANDS)
         regions.append(RegionText(name, "stuff", (), texts))
     return regions

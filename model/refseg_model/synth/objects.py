@@ -73,8 +73,8 @@ def sample_dims(rng: np.random.Generator, category: str, size: str) -> tuple[dic
         r, h = u(0.036, 0.042) * s, u(0.085, 0.10) * s
         return {"r_top": r, "r_bottom": 0.84 * r, "h": h}, r + 0.03 * s, h
     if category == "jar":
-        r, h = u(0.036, 0.044) * s, u(0.10, 0.125) * s
-        return {"r": r, "h": h, "lid_h": 0.16 * h}, r, h
+        r, h = u(0.045, 0.052) * s, u(0.085, 0.10) * s  # squat, with a thick lid
+        return {"r": r, "h": h, "lid_h": 0.22 * h}, 1.03 * r, h
     if category == "bottle":
         r, h = u(0.030, 0.036) * s, u(0.17, 0.20) * s
         return {"r": r, "h": h, "neck_r": 0.38 * r}, r, h
@@ -91,7 +91,7 @@ def sample_dims(rng: np.random.Generator, category: str, size: str) -> tuple[dic
         sx, sy, sz = u(0.14, 0.17) * s, u(0.19, 0.23) * s, u(0.022, 0.035) * s
         return {"sx": sx, "sy": sy, "sz": sz}, 0.5 * float(np.hypot(sx, sy)), sz
     if category == "can":
-        r, h = u(0.031, 0.035) * s, u(0.105, 0.12) * s
+        r, h = u(0.029, 0.033) * s, u(0.11, 0.125) * s  # slim and tall
         return {"r": r, "h": h}, r, h
     raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
 

@@ -87,7 +87,7 @@ def trace(spec: ObjectSpec, org: np.ndarray, D: np.ndarray
         if cat == "jar":
             lid_h = d["lid_h"]
             parts = [shapes.frustum(org, D, r, r, 0.0, h - lid_h),
-                     shapes.frustum(org, D, 0.93 * r, 0.93 * r, h - lid_h, h)]
+                     shapes.frustum(org, D, 1.03 * r, 1.03 * r, h - lid_h, h)]
         else:
             parts = [shapes.frustum(org, D, r, r, 0.0, h - 0.006),
                      shapes.frustum(org, D, 0.9 * r, 0.9 * r, h - 0.006, h)]
@@ -95,7 +95,7 @@ def trace(spec: ObjectSpec, org: np.ndarray, D: np.ndarray
         P = org + np.where(np.isfinite(t), t, 0.0)[:, None] * D
         z = P[:, 2] / h
         if cat == "jar":
-            band = (idx == 0) & (z > 0.36) & (z < 0.56) & (np.abs(normal[:, 2]) < 0.5)
+            band = (idx == 0) & (z > 0.30) & (z < 0.55) & (np.abs(normal[:, 2]) < 0.5)
             albedo[band] = label
             albedo[idx == 1] = metal
             gloss[:] = 0.5
