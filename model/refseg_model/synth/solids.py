@@ -65,13 +65,13 @@ def trace(spec: ObjectSpec, org: np.ndarray, D: np.ndarray
         zc = 0.5 * h
         arm = 0.011 * h / 0.09
         reach = spec.radius
+        z_hi, z_lo = zc + 0.2 * h, zc - 0.25 * h  # the handle's arms start inside the wall
+        wall_hi, wall_lo = (rb + (rt - rb) * z / h - 0.002 for z in (z_hi, z_lo))
         parts = [
             shapes.frustum(org, D, rb, rt, 0.0, h, cap=False),
             shapes.open_frustum_inside(org, D, rb - 0.003, rt - 0.003, 0.008, h),
-            shapes.box(org, D, (0.6 * rt, -0.005, zc + 0.2 * h),
-                       (reach, 0.005, zc + 0.2 * h + arm)),
-            shapes.box(org, D, (0.6 * rt, -0.005, zc - 0.25 * h - arm),
-                       (reach, 0.005, zc - 0.25 * h)),
+            shapes.box(org, D, (wall_hi, -0.005, z_hi), (reach, 0.005, z_hi + arm)),
+            shapes.box(org, D, (wall_lo, -0.005, z_lo - arm), (reach, 0.005, z_lo)),
             shapes.box(org, D, (reach - 0.008, -0.005, zc - 0.25 * h - arm),
                        (reach, 0.005, zc + 0.2 * h + arm)),
         ]
