@@ -1,0 +1,68 @@
+"""The primary target of a segmentation mask, for a grasp planner.
+
+A mask may cover several regions ("two men on the right"). The primary target is the connected
+component (8-connectivity) with the highest summed probability; its centroid, bounding box, area
+and score (its mean probability) describe it, while the mask itself keeps every region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Target:
+    """The primary target of a mask; ``found`` is false when the mask is empty."""
+
+    found: bool
+    region: np.ndarray          # HxW bool, the primary target's pixels
+    centroid: tuple[float, float]  # (x = column, y = row) in pixels
+    bbox: tuple[int, int, int, int]  # (x_offset, y_offset, width, height)
+    area: int                   # pixels of the primary target
+    score: float                # mean probability over the primary target, 0..1
+    num_regions: int            # connected components of the whole mask
+    mask_area: int              # pixels of the whole mask
+
+
+def no_target(shape: tuple[int, int]) -> Target:
+    """Return the empty target for a mask of ``shape``."""
+    return Target(False, np.zeros(shape, bool), (0.0, 0.0), (0, 0, 0, 0), 0, 0.0, 0, 0)
+
+
+def primary_target(mask: np.ndarray, probs: np.ndarray) -> Target:
+    """Find the connected component of ``mask`` with the highest summed ``probs``.
+
+    ``mask`` is HxW bool, ``probs`` HxW float in 0..1 of the same shape. Ties go to the larger
+    component, then to the first in raster order.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    probs = np.asarray(probs, dtype=np.float64)
+    if mask.ndim != 2 or probs.shape != mask.shape:
+        raise ValueError(f"mask {mask.shape} and probs {probs.shape} must be the same HxW shape")
+    if not mask.any():
+        return no_target(mask.shape)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=8)
+    # Label 0 is the background.
+    sums = np.bincount(labels.ravel(), weights=np.nan_to_num(probs).ravel(), minlength=count)
+    areas = stats[:, cv2.CC_STAT_AREA]
+    order = sorted(range(1, count), key=lambda k: (-sums[k], -areas[k], k))
+    best = order[0]
+    region = labels == best
+    area = int(areas[best])
+    x, y = stats[best, cv2.CC_STAT_LEFT], stats[best, cv2.CC_STAT_TOP]
+    w, h = stats[best, cv2.CC_STAT_WIDTH], stats[best, cv2.CC_STAT_HEIGHT]
+    score = float(np.clip(sums[best] / area, 0.0, 1.0))
+    return Target(
+        found=True,
+        region=region,
+        centroid=(float(centroids[best][0]), float(centroids[best][1])),
+        bbox=(int(x), int(y), int(w), int(h)),
+        area=area,
+        score=score,
+        num_regions=count - 1,
+        mask_area=int(mask.sum()),
+    )
