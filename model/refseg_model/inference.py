@@ -71,10 +71,18 @@ class Segmenter:
 
     def __init__(self, model: torch.nn.Module, vocabulary, config: ModelConfig, *,
                  stage: str = "highres", device: str | torch.device = "auto",
-                 threshold: float = 0.5) -> None:
-        """Wrap ``model`` (a ``TextObjSegModel``); prefer :meth:`from_checkpoint`."""
+                 threshold: float = 0.5, precision: str = "fp32",
+                 channels_last: bool = False) -> None:
+        """Wrap ``model`` (a ``TextObjSegModel``); prefer :meth:`from_checkpoint`.
+
+        ``precision`` (``fp32``, ``bf16``, ``fp16`` on CUDA) and ``channels_last`` select the
+        numeric path (``refseg_model.fastpath``); the default is plain float32.
+        """
+        from .fastpath import prepare_model, resolve_path
+
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.numeric_path = resolve_path(precision, channels_last, self.device)
+        self.model = prepare_model(model.to(self.device).eval(), self.numeric_path)
         self.vocabulary = vocabulary
         self.config = config
         self.stage = stage
@@ -82,7 +90,8 @@ class Segmenter:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
-                        threshold: float = 0.5) -> Segmenter:
+                        threshold: float = 0.5, precision: str = "fp32",
+                        channels_last: bool = False) -> Segmenter:
         """Load a checkpoint written by ``refseg-train`` (raises ``CheckpointError``)."""
         from .text import Vocabulary
 
@@ -96,7 +105,7 @@ class Segmenter:
         config = model_config_of(payload, path)
         vocabulary = Vocabulary.from_list(payload["vocabulary"])
         return cls(model, vocabulary, config, stage=payload["stage"], device=device,
-                   threshold=threshold)
+                   threshold=threshold, precision=precision, channels_last=channels_last)
 
     # -- inputs ---------------------------------------------------------------------------
     def _tokens(self, expression: str) -> list[int]:
@@ -128,6 +137,7 @@ class Segmenter:
     def predict_batch(self, images: Sequence[np.ndarray], expressions: Sequence[str],
                       threshold: float | None = None) -> list[Prediction]:
         """Segment several (image, expression) pairs in one forward pass."""
+        from .fastpath import autocast, prepare_images
         from .preprocess import unletterbox
 
         if self.model is None:
@@ -140,8 +150,9 @@ class Segmenter:
         tokens = [self._tokens(e) for e in expressions]
         prepared = [self._image(im) for im in images]
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
+        batch = prepare_images(batch, self.numeric_path)
         token_batch = torch.tensor(tokens, dtype=torch.long, device=self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.numeric_path):
             logits = self.model.predict_logits(batch, token_batch, stage=self.stage)
             probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
         results = []
@@ -162,4 +173,4 @@ class Segmenter:
     def __repr__(self) -> str:
         """Show backbone, stage and device."""
         return (f"Segmenter({self.config.backbone}, input {self.config.input_size}, "
-                f"stage={self.stage}, device={self.device})")
+                f"stage={self.stage}, device={self.device}, {self.numeric_path.name})")
