@@ -1,0 +1,1 @@
+"""``make bench``: latency, throughput and robustness figures of refseg (see run_bench.py)."""

@@ -1,0 +1,270 @@
+"""Sections ``node`` and ``stream``: the real node in its own process, fed by this process.
+
+``node``: one frame at a time (the next is sent when the answer came), end-to-end latency from
+publishing an image to receiving its ``Segmentation``, minus the model's own time (the
+message's ``inference_time``): conversion, message building and DDS transport both ways.
+
+``stream``: a 30 Hz camera for a fixed time into a model slower than 30 Hz (the ``paper``
+network on a CPU). The node keeps only the latest frame: the rest must be dropped, not queued.
+Latency of each answer, frames processed / dropped, and the node's resident memory over time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .stats import summarize
+
+REPO = Path(__file__).resolve().parents[1]
+QUERY = "pick up the red cup on the left"
+
+
+def rss_mb(pid: int) -> float:
+    """Return the resident memory (MB) of ``pid`` and its children, from /proc."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024.0
+
+
+class NodeProcess:
+    """``python -m refseg_node.node`` with a checkpoint, on a private DDS domain."""
+
+    def __init__(self, checkpoint: Path, log_dir: Path, device: str = "cpu") -> None:
+        """Start the node; its log goes to ``log_dir/node.log``."""
+        sys.path.insert(0, str(REPO))
+        from tests.ros_env import isolated_ros_env
+
+        self.env = isolated_ros_env(log_dir)
+        shared = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
+                  "FASTDDS_BUILTIN_TRANSPORTS", "AMENT_PREFIX_PATH")
+        os.environ.update({k: self.env[k] for k in shared})
+        self.log_path = log_dir / "node.log"
+        self._log = open(self.log_path, "w")
+        cmd = [sys.executable, "-m", "refseg_node.node", "--ros-args",
+               "-p", f"checkpoint:={checkpoint}", "-p", f"device:={device}"]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=REPO)
+
+    def stop(self) -> None:
+        """Interrupt the node and wait for it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """Return the last lines of the node's log."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Client:
+    """This process's side: publishes query and images, collects ``Segmentation`` messages."""
+
+    def __init__(self) -> None:
+        """Create the rclpy node and spin it in a thread."""
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
+
+        from refseg_msgs.msg import Segmentation
+
+        rclpy.init()
+        self.rclpy = rclpy
+        self.node = rclpy.create_node("refseg_bench")
+        self.query_pub = self.node.create_publisher(String, "/refseg/query", 10)
+        self.image_pub = self.node.create_publisher(Image, "/camera/image_raw",
+                                                    qos_profile_sensor_data)
+        self.lock = threading.Condition()
+        self.received: list[tuple[int, int, float]] = []  # (stamp ns, receive ns, model s)
+        self.node.create_subscription(
+            Segmentation, "/refseg/segmentation", self._on_segmentation,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_segmentation(self, msg) -> None:
+        now = time.time_ns()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self.lock:
+            self.received.append((stamp, now, float(msg.inference_time)))
+            self.lock.notify_all()
+
+    def send_query(self, text: str = QUERY) -> None:
+        """Publish a query."""
+        from std_msgs.msg import String
+
+        self.query_pub.publish(String(data=text))
+
+    def send_image(self, msg) -> int:
+        """Stamp ``msg`` with the wall clock now, publish it, return the stamp (ns)."""
+        now = time.time_ns()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+        self.image_pub.publish(msg)
+        return now
+
+    def wait_for(self, stamp: int, timeout: float) -> tuple[int, int, float] | None:
+        """Wait for the answer to the frame stamped ``stamp``."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                for item in self.received:
+                    if item[0] == stamp:
+                        return item
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.lock.wait(left)
+
+    def wait_until_serving(self, image, timeout: float, node: NodeProcess) -> None:
+        """Send query + frame until the node answers (discovery and model load take time)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"the node exited:\n{node.log_tail()}")
+            self.send_query()
+            time.sleep(0.2)
+            if self.wait_for(self.send_image(image), 1.5) is not None:
+                return
+        raise RuntimeError(f"no Segmentation within {timeout} s:\n{node.log_tail()}")
+
+    def close(self) -> None:
+        """Shut rclpy down."""
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown()
+
+
+def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> list[dict]:
+    """Measure end-to-end latency and node overhead, one frame in flight at a time."""
+    node = NodeProcess(checkpoint, log_dir)
+    client = Client()
+    rows = []
+    try:
+        for width, height in sizes:
+            image = _scene(width, height)
+            client.wait_until_serving(image, 120.0, node)
+            e2e, model, overhead, lost = [], [], [], 0
+            for _ in range(frames):
+                answer = client.wait_for(client.send_image(image), 10.0)
+                if answer is None:
+                    lost += 1
+                    continue
+                stamp, received, model_s = answer
+                total = (received - stamp) / 1e9
+                e2e.append(total)
+                model.append(model_s)
+                overhead.append(total - model_s)
+            row = {"input": f"{width}x{height}", "frames": frames, "lost": lost,
+                   "end_to_end": summarize(e2e), "model": summarize(model),
+                   "overhead": summarize(overhead)}
+            row["end_to_end_fps"] = 1.0 / row["end_to_end"]["median"] if e2e else None
+            rows.append(row)
+            log(f"  node {width}x{height}: end-to-end median "
+                f"{row['end_to_end']['median'] * 1e3:.1f} ms ({row['end_to_end_fps']:.1f} fps), "
+                f"model {row['model']['median'] * 1e3:.1f} ms,"
+                f" overhead median {row['overhead']['median'] * 1e3:.1f} ms p95 "
+                f"{row['overhead']['p95'] * 1e3:.1f} ms, {lost} lost")
+    finally:
+        client.close()
+        node.stop()
+    return rows
+
+
+def _scene(width: int, height: int):
+    """Return an rgb8 message of a rendered synthetic scene (random pixels as a fallback)."""
+    import tempfile
+
+    import cv2
+
+    from refseg_model.synth.writer import write_dataset
+    from refseg_node.image_conversion import rgb8_msg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_dataset(tmp, 1, seed=3, width=width, height=height, progress=False)
+        path = next(Path(tmp, "images").glob("*.png"))
+        rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    msg = rgb8_msg(rgb)
+    msg.header.frame_id = "camera_color_optical_frame"
+    return msg
+
+
+def streaming(checkpoint: Path, log_dir: Path, seconds: float, rate_hz: float, log) -> dict:
+    """Feed a ``rate_hz`` camera for ``seconds``; count processed / dropped, latency, memory."""
+    node = NodeProcess(checkpoint, log_dir)
+    client = Client()
+    try:
+        image = _scene(640, 480)
+        client.wait_until_serving(image, 300.0, node)
+        with client.lock:
+            client.received.clear()
+        sent: list[int] = []
+        memory: list[tuple[float, float]] = []
+        start = time.monotonic()
+        next_frame, next_sample = start, start
+        while True:
+            now = time.monotonic()
+            if now - start >= seconds:
+                break
+            if now >= next_sample:
+                memory.append((now - start, rss_mb(node.proc.pid)))
+                next_sample += 1.0
+                if len(memory) % 10 == 0:
+                    with client.lock:
+                        done = len(client.received)
+                    log(f"  stream {now - start:5.1f} s: sent {len(sent)}, processed {done}, "
+                        f"node RSS {memory[-1][1]:.0f} MB")
+            if now >= next_frame:
+                sent.append(client.send_image(image))
+                next_frame += 1.0 / rate_hz
+            time.sleep(max(0.0, min(next_frame, next_sample) - time.monotonic()))
+        time.sleep(3 * max([r[2] for r in client.received] or [1.0]))  # the last answer
+        memory.append((time.monotonic() - start, rss_mb(node.proc.pid)))
+        with client.lock:
+            got = [r for r in client.received if r[0] in set(sent)]
+    finally:
+        client.close()
+        node.stop()
+    latency = [(r[1] - r[0]) / 1e9 for r in got]
+    model = [r[2] for r in got]
+    rss = [m for _, m in memory]
+    settled = [m for t, m in memory if t >= min(10.0, seconds / 3)]
+    result = {"seconds": seconds, "rate_hz": rate_hz, "sent": len(sent), "processed": len(got),
+              "dropped": len(sent) - len(got), "latency": summarize(latency),
+              "model": summarize(model), "rss_mb": memory,
+              "rss_growth_mb": (max(settled) - min(settled)) if settled else None,
+              "rss_peak_mb": max(rss) if rss else None}
+    if latency:
+        bound = 2 * result["model"]["median"] + 0.05
+        result["p95_bound_s"] = bound
+        result["p95_within_bound"] = result["latency"]["p95"] <= bound
+    log(f"  stream: sent {result['sent']}, processed {result['processed']}, dropped "
+        f"{result['dropped']}, latency p95 {result['latency'].get('p95', float('nan')):.3f} s "
+        f"(bound {result.get('p95_bound_s', float('nan')):.3f} s), model median "
+        f"{result['model'].get('median', float('nan')):.3f} s, RSS growth after warm-up "
+        f"{result['rss_growth_mb']:.1f} MB")
+    return result

@@ -1,0 +1,164 @@
+"""Write the benchmark results: ``results.json``, ``results.md`` and ``latency.png``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .machine import machine_label
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(results: dict, out: Path) -> Path:
+    """Write ``results.json``."""
+    path = out / "results.json"
+    _atomic_write(path, json.dumps(results, indent=1, default=str) + "\n")
+    return path
+
+
+def _ms(stats: dict | None, key: str = "median") -> str:
+    if not stats or key not in stats:
+        return "-"
+    return f"{stats[key] * 1e3:.1f}"
+
+
+def markdown(results: dict) -> str:
+    """Return the markdown report."""
+    info = results["machine"]
+    lines = [f"# refseg benchmark ({'quick' if results['quick'] else 'full'} run)", "",
+             f"Machine: **{machine_label(info)}**; CPU flags {', '.join(info['cpu_flags'])}; "
+             f"torch {info['torch']}, device `{info['device']}`. Run of {results['date']}, "
+             f"{results['elapsed_s']:.0f} s.", ""]
+    model = results.get("model")
+    if model:
+        lines += ["## Model", "", "Matrix-multiply peak measured in this run: " + ", ".join(
+            f"{k} {v['flop_per_s'] / 1e9:.0f} GFLOP/s" for k, v in model["peak"].items()) + ".",
+            "", "| network | input | GFLOP (batch 1) | weights |", "|---|---|---|---|"]
+        for name, flops in model["flops"].items():
+            lines.append(f"| {name} | {flops['input']} | {flops['total'] / 1e9:.1f} | "
+                         f"{model['weights'][name]} |")
+        lines += ["", "Network forward pass (``highres`` logits):", "",
+                  "| network | variant | batch | median ms | p95 ms | images/s | GFLOP/s | "
+                  "of peak |", "|---|---|---|---|---|---|---|---|"]
+        for row in model["forward"]:
+            if "error" in row:
+                lines.append(f"| {row['network']} | {row['variant']} | {row['batch']} | "
+                             f"failed: {row['error']} | | | | |")
+                continue
+            frac = f"{row['fraction_of_peak']:.0%} ({row['peak_dtype']})" if row.get(
+                "fraction_of_peak") else "-"
+            extra = f" (compile {row['compile_s']:.0f} s)" if "compile_s" in row else ""
+            lines.append(f"| {row['network']} | {row['variant']}{extra} | {row['batch']} | "
+                         f"{_ms(row['latency'])} | {_ms(row['latency'], 'p95')} | "
+                         f"{row['images_per_s']:.2f} | {row['flop_per_s'] / 1e9:.1f} | {frac} |")
+        lines += ["", "`Segmenter.predict` (preprocessing + forward + back to the frame size), "
+                  "batch 1:", "", "| network | frame | path | median ms | p95 ms | frames/s |",
+                  "|---|---|---|---|---|---|"]
+        for row in model["predict"]:
+            lines.append(f"| {row['network']} | {row['input']} | {row['path']} | "
+                         f"{_ms(row['latency'])} | {_ms(row['latency'], 'p95')} | "
+                         f"{row['frames_per_s']:.1f} |")
+        lines += ["", "Masks of the fast path against float32 (synthetic test split):", "",
+                  "| network | path | samples | overall IoU | min IoU |", "|---|---|---|---|---|"]
+        for row in model["agreement"]:
+            lines.append(f"| {row['network']} | {row['path']} | {row['samples']} | "
+                         f"{row['overall_iou']:.4f} | {row['min_iou']:.4f} |")
+        for prof in model.get("profile", []):
+            lines += ["", f"Where the time goes: {prof['network']}, {prof['path']}, batch 1 "
+                      f"({prof['parts']['total_s'] * 1e3:.0f} ms):", "",
+                      "| part | ms | GFLOP |", "|---|---|---|"]
+            for part, sec in prof["parts"]["parts_s"].items():
+                gflop = prof["flops_parts"].get(part, 0) / 1e9
+                lines.append(f"| {part} | {sec * 1e3:.1f} | {gflop:.1f} |")
+            lines += ["", "| operator | self ms | share | calls |", "|---|---|---|---|"]
+            for op in prof["ops"]:
+                lines.append(f"| `{op['op']}` | {op['self_ms']:.1f} | {op['share']:.0%} | "
+                             f"{op['calls']} |")
+    node = results.get("node")
+    if node:
+        lines += ["", "## Node overhead", "", "Image published -> `Segmentation` received "
+                  "(separate processes), one frame in flight; overhead = end-to-end minus the "
+                  "message's `inference_time`.", "",
+                  "| frame | frames | end-to-end median ms | fps | model median ms | overhead "
+                  "median ms | overhead p95 ms |", "|---|---|---|---|---|---|---|"]
+        for row in node:
+            lines.append(f"| {row['input']} | {row['frames'] - row['lost']} | "
+                         f"{_ms(row['end_to_end'])} | {row['end_to_end_fps']:.1f} | "
+                         f"{_ms(row['model'])} | {_ms(row['overhead'])} | "
+                         f"{_ms(row['overhead'], 'p95')} |")
+    stream = results.get("stream")
+    if stream:
+        lines += ["", "## Streaming", "",
+                  f"{stream['rate_hz']:.0f} Hz camera (640x480) for {stream['seconds']:.0f} s "
+                  f"into the `{stream['network']}` network: sent {stream['sent']}, processed "
+                  f"{stream['processed']}, dropped {stream['dropped']}. Latency median "
+                  f"{_ms(stream['latency'])} ms, p95 {_ms(stream['latency'], 'p95')} ms (bound "
+                  f"2 x model median + 50 ms = {stream.get('p95_bound_s', 0) * 1e3:.0f} ms: "
+                  f"{'within' if stream.get('p95_within_bound') else 'NOT within'}); model "
+                  f"median {_ms(stream['model'])} ms. Node RSS peak "
+                  f"{stream['rss_peak_mb']:.0f} MB, growth after warm-up "
+                  f"{stream['rss_growth_mb']:.1f} MB."]
+    train = results.get("train")
+    if train:
+        lines += ["", "## Training throughput", "", "| network | preset | input | batch | "
+                  "s/step | images/s |", "|---|---|---|---|---|---|"]
+        for row in train:
+            lines.append(f"| {row['network']} | {row['preset']} | {row['input']} | "
+                         f"{row['batch']} | {row['step']['median']:.2f} | "
+                         f"{row['images_per_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: dict, out: Path) -> Path:
+    """Write ``results.md``."""
+    path = out / "results.md"
+    _atomic_write(path, markdown(results))
+    return path
+
+
+def write_plot(results: dict, out: Path) -> Path | None:
+    """Plot forward latency per variant (and the stream's latency / memory) to latency.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model, stream = results.get("model"), results.get("stream")
+    panels = int(bool(model)) + int(bool(stream))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 4.5), squeeze=False)
+    axes = list(axes[0])
+    if model:
+        ax = axes.pop(0)
+        rows = [r for r in model["forward"] if "error" not in r and r["batch"] == 1]
+        labels = [f"{r['network']}\n{r['variant']}" for r in rows]
+        ax.barh(labels, [r["latency"]["median"] * 1e3 for r in rows],
+                xerr=[[0] * len(rows), [(r["latency"]["p95"] - r["latency"]["median"]) * 1e3
+                                        for r in rows]], color="tab:blue")
+        ax.set_xscale("log")
+        ax.set_xlabel("forward latency, batch 1 (ms; bar median, whisker p95)")
+        ax.tick_params(axis="y", labelsize=7)
+    if stream:
+        ax = axes.pop(0)
+        times = [t for t, _ in stream["rss_mb"]]
+        ax.plot(times, [m for _, m in stream["rss_mb"]], color="tab:red")
+        ax.set_xlabel("stream time (s)")
+        ax.set_ylabel("node RSS (MB)")
+        ax.set_title(f"streaming {stream['rate_hz']:.0f} Hz: {stream['processed']} processed, "
+                     f"{stream['dropped']} dropped", fontsize=9)
+        ax.set_ylim(bottom=0)
+    fig.suptitle(machine_label(results["machine"]), fontsize=9)
+    fig.tight_layout()
+    path = out / "latency.png"
+    tmp = out / ".latency.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
