@@ -1,6 +1,6 @@
 """Print Table 1 (markdown) from the JSON files that ``refseg-eval --json`` wrote.
 
-    python tools/results_table.py runs/table1
+python tools/results_table.py runs/table1
 """
 
 import json

@@ -1,6 +1,6 @@
 """Export a training checkpoint as the shipped default: weights, config, vocabulary; no optimiser.
 
-    python tools/ship_default.py runs/tabletop/best.pt model/refseg_model/weights/tabletop.pt
+python tools/ship_default.py runs/tabletop/best.pt model/refseg_model/weights/tabletop.pt
 """
 
 import sys
