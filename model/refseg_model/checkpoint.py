@@ -97,7 +97,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
-    if not zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except (zipfile.BadZipFile, OSError):  # a damaged end-of-archive record can raise
+        is_zip = False
+    if not is_zip:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt: not a PyTorch "
                               "checkpoint archive (torch.save zip format)")
     try:
@@ -155,7 +159,11 @@ def model_from_checkpoint(payload: dict[str, Any], path: str | Path = "<checkpoi
     if cfg.vocab_size != len(payload["vocabulary"]):
         raise CheckpointError(f"{path}: model_config.vocab_size {cfg.vocab_size} differs from "
                               f"the stored vocabulary's {len(payload['vocabulary'])} words")
-    model = build_model(cfg)
+    try:
+        model = build_model(cfg)
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: its model_config does not describe a buildable "
+                              f"network: {err}") from err
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in payload["state_dict"].items()}
     try:
