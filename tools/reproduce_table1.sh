@@ -26,7 +26,7 @@ refseg-train --dataset synthetic --data-root data/synth_train --out runs/tableto
 # 3. The per-word baseline: one output per frequent word, multi-label logistic loss.
 [ -f runs/perword/perword.pt ] || python -m refseg_model.baselines train --dataset synthetic \
     --data-root data/synth_train --split train --out runs/perword --config tabletop \
-    --max-iters 800 --num-words 60 --batch-size 8
+    --max-iters 300 --num-words 40 --batch-size 8
 
 # 4. Table 1 on the synthetic test split, one evaluation code for every row.
 ev() { refseg-eval --dataset synthetic --data-root $EVAL --split test --no-progress "$@"; }
