@@ -29,7 +29,8 @@ DEFAULT_MAX_LENGTH = 200
 _LEADING_FILLERS = tuple(tuple(p.split()) for p in (
     "please", "kindly", "now", "then", "and", "so", "just", "ok", "okay", "alright", "hey", "hi",
     "um", "uh", "well", "robot", "hey robot", "go ahead and", "try to", "quickly", "carefully",
-    "can you", "could you", "would you", "will you", "would you mind", "can you please",
+    "can you", "could you", "would you", "will you", "would you mind", "do you mind",
+    "can you please",
     "could you please", "would you please", "i want you to", "i need you to", "i would like you to",
     "i'd like you to", "i want to", "i would like to", "i'd like to", "let's", "lets",
 ))
@@ -47,6 +48,16 @@ _WEAK_VERBS = tuple(tuple(p.split()) for p in (
     "pick", "take", "get", "select", "touch", "lift", "hold", "give", "bring", "hand", "pass",
     "show", "choose", "mark", "grab hold of", "take hold of",
 ))
+
+# "would you mind fetching the jar": the -ing forms of the verbs' first words, after "mind".
+_GERUNDS = {
+    "picking": "pick", "grabbing": "grab", "grasping": "grasp", "fetching": "fetch",
+    "segmenting": "segment", "finding": "find", "locating": "locate", "highlighting": "highlight",
+    "detecting": "detect", "identifying": "identify", "pointing": "point", "showing": "show",
+    "bringing": "bring", "handing": "hand", "giving": "give", "passing": "pass", "getting": "get",
+    "reaching": "reach", "taking": "take", "selecting": "select", "touching": "touch",
+    "lifting": "lift", "holding": "hold", "choosing": "choose", "marking": "mark",
+}
 
 _DETERMINERS = frozenset(
     "the a an this that these those my your his her its our their any some all both each every "
@@ -79,6 +90,7 @@ _FOLLOWING_ACTIONS = frozenset(
     "put place drop bring give hand move hold lift throw pour open close take carry set "
     "leave show pass then".split())
 
+_FIRST_WORDS = frozenset(p[0] for p in _LEADING_FILLERS + _STRONG_VERBS + _WEAK_VERBS)
 _WORD = re.compile(r"\S+")
 _EDGE_PUNCTUATION = ".,!?;:\"()[]{}"
 
@@ -100,6 +112,8 @@ def _key(word: str) -> str:
 
 def _match(keys: list[str], start: int, phrases) -> tuple[str, ...] | None:
     """Return the longest phrase of ``phrases`` that ``keys`` holds at ``start``."""
+    if start >= len(keys) or keys[start] not in _FIRST_WORDS:
+        return None
     best = None
     for phrase in phrases:
         if tuple(keys[start:start + len(phrase)]) == phrase and (best is None
@@ -159,6 +173,9 @@ def parse_command(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> ParsedComm
     i = 0
     while i < len(keys):
         filler = _match(keys, i, _LEADING_FILLERS)
+        if filler and filler[-1] == "mind" and i + len(filler) < len(keys):
+            after = i + len(filler)
+            keys[after] = _GERUNDS.get(keys[after], keys[after])
         verb = _match(keys, i, _STRONG_VERBS + _WEAK_VERBS)
         if verb is not None and (filler is None or len(verb) >= len(filler)):
             break

@@ -99,8 +99,9 @@ def to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     8 bits. Depth encodings (``16UC1``, ``32FC1``) are refused: they are not pictures.
     """
     if msg.encoding not in COLOUR_ENCODINGS:
+        kind = "is not a colour image" if msg.encoding in ENCODINGS else "is unsupported"
         raise ConversionError(
-            f"encoding {msg.encoding!r} is not a colour image (supported: "
+            f"unsupported encoding {msg.encoding!r}: it {kind} (colour encodings: "
             f"{', '.join(COLOUR_ENCODINGS)})")
     array = image_to_array(msg, max_pixels)
     if msg.encoding == "rgb8":
@@ -123,8 +124,9 @@ def depth_to_metres(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     negative = no depth).
     """
     if msg.encoding not in DEPTH_ENCODINGS:
+        kind = "is not a depth image" if msg.encoding in ENCODINGS else "is unsupported"
         raise ConversionError(
-            f"encoding {msg.encoding!r} is not a depth image (supported: "
+            f"unsupported encoding {msg.encoding!r}: it {kind} (depth encodings: "
             f"{', '.join(DEPTH_ENCODINGS)})")
     array = image_to_array(msg, max_pixels)
     if array.dtype == np.uint16:

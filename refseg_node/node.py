@@ -104,6 +104,7 @@ class RefSegNode(LifecycleNode):
         self._stop = threading.Event()
         self._active = False
         self._last_warning: dict[str, float] = {}
+        self._query_tokens, self._query_time = 20.0, time.monotonic()
         self._entities: dict[str, object] = {}
         self._sensor_group = ReentrantCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
@@ -294,8 +295,10 @@ class RefSegNode(LifecycleNode):
         text = msg.data
         if not text.strip():
             with self._cv:
+                cleared = self._query is not None
                 self._query = None
-            self.get_logger().info("query cleared")
+            if cleared and self._query_log_budget():
+                self.get_logger().info("query cleared")
             return
         expression = self._expression_of(text)
         if expression is None:
@@ -304,9 +307,18 @@ class RefSegNode(LifecycleNode):
             repeated = self._query is not None and self._query.command == text
             self._query = Query(text, expression, after_frame=self._frame_count)
             self._cv.notify_all()
-        if not repeated:
-            self._log_throttled("query", f"query {text!r} -> expression {expression!r}",
-                                period=0.5, level="info")
+        if not repeated and self._query_log_budget():
+            self.get_logger().info(f"query {text[:300]!r} -> expression {expression!r}")
+
+    def _query_log_budget(self) -> bool:
+        """Allow a burst of 20 query logs, then 10 a second (a flood of queries is not logged)."""
+        now = time.monotonic()
+        self._query_tokens = min(20.0, self._query_tokens + 10.0 * (now - self._query_time))
+        self._query_time = now
+        if self._query_tokens >= 1.0:
+            self._query_tokens -= 1.0
+            return True
+        return False
 
     def _expression_of(self, text: str) -> str | None:
         """Return the expression of a command, or None (logged) when it has none."""

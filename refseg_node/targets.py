@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Target:
     """The primary target of a mask; ``found`` is false when the mask is empty."""
 
