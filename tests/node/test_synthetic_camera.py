@@ -78,3 +78,30 @@ def test_bad_source_exits_with_a_message(ros_env, tmp_path):
         env=ros_env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "neither a folder of images nor a video file" in result.stderr
+
+
+def test_camera_to_node_end_to_end_with_best_effort_frames(start_node, graph, checkpoints):
+    """Synthetic camera (best effort) -> node (sensor data QoS) -> 3D point of the target."""
+    from std_msgs.msg import String
+
+    from refseg_model.synth import make_demo_scene
+    from refseg_msgs.msg import Segmentation
+    from refseg_node.geometry import Intrinsics, target_point
+    from tests.node.conftest import wait_active
+
+    segs = graph.collect(Segmentation, "/refseg/segmentation")
+    start_node({"width": W, "height": H, "rate": 10.0}, module="refseg_node.synthetic_camera",
+               name="camera_e2e")
+    node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu"}, name="e2e")
+    wait_active(graph, node)
+    query = graph.publisher(String, "/refseg/query")
+    query.publish(String(data="pick up the red cup on the left"))
+    seg = segs.wait_for(lambda m: m.has_3d, timeout=120.0, what="a segmentation with 3D")
+    assert seg.expression == "the red cup on the left" and seg.found
+    assert seg.header.frame_id == "camera_color_optical_frame"
+    scene, _, _ = make_demo_scene(0, W, H)
+    k = Intrinsics.from_k(np.asarray(scene.K).ravel(), W, H)
+    depth = np.where(scene.depth_m > 0, np.round(scene.depth_m * 1000) / 1000, np.nan)
+    expected = target_point(depth, np.ones((H, W), bool), k).point
+    p = seg.target_point.point
+    assert (p.x, p.y, p.z) == pytest.approx(expected, abs=1e-3)
