@@ -152,8 +152,7 @@ class RefSegNode(LifecycleNode):
         """Log a warning, at most once per ``log_period`` seconds for each ``kind``."""
         self._log_throttled(kind, text)
 
-    def _log_throttled(self, kind: str, text: str, period: float | None = None,
-                       level: str = "warning") -> None:
+    def _log_throttled(self, kind: str, text: str, period: float | None = None) -> None:
         """Log ``text`` unless a message of the same ``kind`` was logged under ``period`` ago."""
         if period is None:
             period = self._settings.log_period if self._settings else 5.0
@@ -161,7 +160,8 @@ class RefSegNode(LifecycleNode):
         last = self._last_warning.get(kind)
         if last is None or now - last >= period:
             self._last_warning[kind] = now
-            getattr(self.get_logger(), level)(text)
+            # One call site, one severity: rclpy refuses a severity change at a call site.
+            self.get_logger().warning(text)
 
     def checkpoint_path(self) -> Path:
         """Return the checkpoint the node loads: the parameter, or the shipped default."""
