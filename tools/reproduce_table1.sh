@@ -29,7 +29,8 @@ refseg-train --dataset synthetic --data-root data/synth_train --out runs/tableto
     --max-iters 300 --num-words 40 --batch-size 8
 
 # 4. Table 1 on the synthetic test split, one evaluation code for every row.
-ev() { refseg-eval --dataset synthetic --data-root $EVAL --split test --no-progress "$@"; }
+LIMIT=3000  # the first 3,000 test samples (about 200 scenes), the same for every row
+ev() { refseg-eval --dataset synthetic --data-root $EVAL --split test --limit $LIMIT "$@"; }
 ev --baseline whole-image --name "whole image" --json $OUT/whole_image.json
 for rule in average intersection union; do
   ev --baseline per-word-$rule --checkpoint runs/perword/perword.pt --name "per-word $rule" \
