@@ -10,6 +10,7 @@ logged by :meth:`SampleSource.summarize_problems`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -52,16 +53,33 @@ class Sample:
     mask_ref: Any
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB (grey and RGBA images are converted)."""
+def decode_image(path: str | os.PathLike, what: str = "image",
+                 flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Decode an image file with OpenCV ``flags``; :class:`DataError` names the ``what`` file."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image file not found: {path}")
+        raise DataError(f"{what} file not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
-        raise DataError(f"cannot decode image file {path} (empty, truncated or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        raise DataError(f"cannot decode {what} file {path} (empty, truncated or not an image)")
+    return image
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Parse a UTF-8 JSON file; :class:`DataError` names the ``what`` file when it cannot."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read {what} file {path}: {exc}") from exc
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB (grey and RGBA images are converted)."""
+    return cv2.cvtColor(decode_image(path), cv2.COLOR_BGR2RGB)
 
 
 class SampleSource:
