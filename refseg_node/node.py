@@ -221,7 +221,9 @@ class RefSegNode(LifecycleNode):
 
         path = self.checkpoint_path()
         try:
-            segmenter = Segmenter.from_checkpoint(path, device=self._settings.device)
+            segmenter = Segmenter.from_checkpoint(
+                path, device=self._settings.device, precision=self._settings.precision,
+                channels_last=self._settings.channels_last)
         except Exception as err:  # noqa: BLE001 - any load failure keeps the node inactive
             self.get_logger().error(f"cannot activate: loading {path} failed: {err}")
             return TransitionCallbackReturn.FAILURE

@@ -13,6 +13,7 @@ from refseg_node.command_parser import DEFAULT_MAX_LENGTH
 from refseg_node.image_conversion import DEFAULT_MAX_PIXELS
 
 MODES = ("continuous", "once")
+PRECISIONS = ("fp32", "bf16", "fp16")
 IMAGE_QOS = ("sensor_data", "reliable")
 
 
@@ -30,6 +31,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("checkpoint", "", "model checkpoint file; empty = the shipped default "
                   "(refseg_model.default_checkpoint_path())"),
     ParameterSpec("device", "auto", "auto, cpu, cuda or cuda:N"),
+    ParameterSpec("precision", "fp32", "numeric path of the model: fp32, bf16 (autocast; fast "
+                  "on CPUs with AVX-512 BF16/AMX and on GPUs) or fp16 (CUDA only)"),
+    ParameterSpec("channels_last", True, "run the convolutions in NHWC memory layout (faster "
+                  "for the depthwise convolutions of the default model)"),
     ParameterSpec("threshold", 0.5, "probability above which a pixel is in the mask, in [0, 1]",
                   live=True),
     ParameterSpec("mode", "continuous", "continuous: segment every new frame for the active "
@@ -70,6 +75,8 @@ class Settings:
 
     checkpoint: str
     device: str
+    precision: str
+    channels_last: bool
     threshold: float
     mode: str
     max_rate_hz: float
@@ -102,6 +109,8 @@ def check_value(name: str, value: object) -> None:
             isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit())
         if not ok:
             raise SettingsError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+    elif name == "precision" and value not in PRECISIONS:
+        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
     elif name == "threshold" and not 0.0 <= float(value) <= 1.0:
         raise SettingsError(f"threshold must be a probability in [0, 1], got {value}")
     elif name == "mode" and value not in MODES:

@@ -20,8 +20,8 @@ mkdir -p "$OUT"
 #    --resume continues a killed run from runs/tabletop/last.pt.
 resume=(); [ -f runs/tabletop/last.pt ] && resume=(--resume)
 refseg-train --dataset synthetic --data-root data/synth_train --out runs/tabletop --config tabletop \
-    --stage both --lowres-iters 1500 --highres-iters 600 --batch-size 8 --val-split val \
-    --threads 1 --workers 0 "${resume[@]}"
+    --stage both --lowres-iters 1500 --highres-iters 2400 --batch-size 8 --val-split val \
+    --threads 2 --workers 0 "${resume[@]}"
 
 # 3. The per-word baseline: one output per frequent word, multi-label logistic loss.
 [ -f runs/perword/perword.pt ] || python -m refseg_model.baselines train --dataset synthetic \
