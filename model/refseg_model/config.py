@@ -19,6 +19,7 @@ from typing import Any
 
 BACKBONES = ("vgg16", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "tiny")
 SPATIAL_VARIANTS = ("xy2", "xy8", "none")
+FUSIONS = ("concat", "concat_product")
 STAGES = ("lowres", "highres")
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -42,6 +43,11 @@ class ModelConfig:
         cls_dim: Dcls, hidden channels of the two-layer 1x1 convolutional classifier.
         spatial: ``"xy2"``: x/y relative coordinates in [-1, 1]; ``"xy8"``: the released
             code's 8 channels (xmin, ymin, xmax, ymax, xctr, yctr, 1/W, 1/H); ``"none"``.
+        fusion: How the tiled expression vector meets the visual features. ``"concat"``: the
+            paper's concatenation [visual, spatial, text]; ``"concat_product"``: the same plus
+            the elementwise product visual * text (needs ``feat_dim == text_dim``), which lets
+            the two-layer classifier condition on the words from the first iterations when the
+            backbone is trained from random initialisation.
         max_len: Number of tokens per expression (left-padded).
         vocab_size: Number of words in the vocabulary (set from the vocabulary at training).
         freeze_backbone: Keep the convolutional layers fixed during training.
@@ -58,6 +64,7 @@ class ModelConfig:
     embed_dim: int = 256
     cls_dim: int = 128
     spatial: str = "xy8"
+    fusion: str = "concat"
     max_len: int = 20
     vocab_size: int = 0
     freeze_backbone: bool = False
@@ -71,6 +78,11 @@ class ModelConfig:
             raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
         if self.spatial not in SPATIAL_VARIANTS:
             raise ConfigError(f"unknown spatial {self.spatial!r}; choose one of {SPATIAL_VARIANTS}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {FUSIONS}")
+        if self.fusion == "concat_product" and self.feat_dim != self.text_dim:
+            raise ConfigError(f"fusion concat_product needs feat_dim == text_dim, got "
+                              f"{self.feat_dim} and {self.text_dim}")
         for name in ("input_size", "stride", "feat_dim", "text_dim", "embed_dim", "cls_dim",
                      "max_len", "width"):
             value = getattr(self, name)

@@ -122,7 +122,8 @@ class TextObjSegModel(nn.Module):
         self.stride = cfg.stride
         self.backbone = build_backbone(cfg)
         self.expression_encoder = ExpressionEncoder(cfg.vocab_size, cfg.embed_dim, cfg.text_dim)
-        self.classifier = Classifier(cfg.feat_dim + cfg.spatial_channels + cfg.text_dim,
+        product = cfg.feat_dim if cfg.fusion == "concat_product" else 0
+        self.classifier = Classifier(cfg.feat_dim + cfg.spatial_channels + cfg.text_dim + product,
                                      cfg.cls_dim)
         self.upsample = BilinearDeconv(cfg.stride)
         if cfg.freeze_backbone:
@@ -157,8 +158,11 @@ class TextObjSegModel(nn.Module):
         if self.config.spatial_channels:
             spatial = spatial_coordinates(height, width, self.config.spatial)
             parts.append(spatial.to(visual).unsqueeze(0).expand(batch, -1, -1, -1))
-        text = self.expression_encoder(tokens)
-        parts.append(text.view(batch, -1, 1, 1).expand(-1, -1, height, width))
+        text = self.expression_encoder(tokens).view(batch, -1, 1, 1)
+        parts.append(text.expand(-1, -1, height, width))
+        if self.config.fusion == "concat_product":
+            # Both vectors are unit length, so each product term is ~1/D: scale it back to ~1.
+            parts.append(visual * text * visual.shape[1])
         return self.classifier(torch.cat(parts, dim=1))
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, *,

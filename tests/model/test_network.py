@@ -130,3 +130,32 @@ def test_backbone_weights_file_is_loaded(tmp_path):
                       backbone_weights=str(tmp_path / "mv3s.pth"))
     backbone = build_backbone(cfg)
     torch.testing.assert_close(backbone.body[0][0].weight, reference.features[0][0].weight)
+
+
+def test_concat_product_fusion_adds_the_product_channels(tiny_config):
+    concat = build_model(tiny_config)
+    tiny_config.text_dim = tiny_config.feat_dim
+    tiny_config.fusion = "concat_product"
+    model = build_model(tiny_config)
+    # The classifier reads [visual, spatial, text, visual * text]: one more block of feat_dim.
+    extra = model.classifier.mlp1.in_channels - concat.classifier.mlp1.in_channels
+    assert extra == tiny_config.feat_dim + (tiny_config.text_dim - concat.config.text_dim)
+    images, tokens = torch.randn(2, 3, 64, 64), torch.randint(1, 20, (2, 20))
+    out = model(images, tokens, stage="highres")
+    assert out.shape == (2, 1, 64, 64)
+    # The response map is the classifier applied to [visual, spatial, text, D * visual * text].
+    model.eval()
+    with torch.no_grad():
+        visual = F.normalize(model.backbone(images), dim=1)
+        text = model.expression_encoder(tokens)[:, :, None, None].expand_as(visual)
+        spatial = spatial_coordinates(8, 8, tiny_config.spatial).expand(2, -1, -1, -1)
+        parts = [visual, spatial, text, visual * text * tiny_config.feat_dim]
+        expected = model.classifier(torch.cat(parts, dim=1))
+        assert torch.allclose(model(images, tokens, stage="lowres"), expected, atol=1e-5)
+
+
+def test_fusion_is_checked():
+    with pytest.raises(ConfigError, match="fusion"):
+        ModelConfig(fusion="attention")
+    with pytest.raises(ConfigError, match="feat_dim == text_dim"):
+        ModelConfig(fusion="concat_product", feat_dim=128, text_dim=256)
