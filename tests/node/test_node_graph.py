@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.node.conftest import REPO, make_picture, wait_until
+from tests.ros_graph import REPO, make_picture, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def threshold(segmenter, picture):
 
 @pytest.fixture(scope="module")
 def node(start_node, graph, checkpoints, threshold):
-    from tests.node.conftest import wait_active
+    from tests.ros_graph import wait_active
 
     # Reliable image QoS: best-effort 640x480 frames are mostly dropped by Fast DDS on one host.
     proc = start_node({"checkpoint": checkpoints["random"], "threshold": threshold,
@@ -105,8 +105,9 @@ def set_query(io, node, text, expression=None, rgb=None):
 
     expression = text if expression is None else expression
     rgb = make_picture(60, 80, seed=9) if rgb is None else rgb
-    io.query.publish(String(data=text))
-    for _ in range(20):
+    for attempt in range(20):
+        if attempt % 5 == 0:  # the query again every 5 frames, as a user would repeat it
+            io.query.publish(String(data=text))
         seg, _ = segment_frame(io, rgb)
         if seg.command == text and seg.expression == expression:
             return seg

@@ -8,7 +8,7 @@ has a hand-computable answer on a hand-made depth image.
 import numpy as np
 import pytest
 
-from tests.node.conftest import make_picture, wait_until
+from tests.ros_graph import make_picture, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

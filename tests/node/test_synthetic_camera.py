@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.node.conftest import REPO, wait_until
+from tests.ros_graph import REPO, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -87,7 +87,7 @@ def test_camera_to_node_end_to_end_with_best_effort_frames(start_node, graph, ch
     from refseg_model.synth import make_demo_scene
     from refseg_msgs.msg import Segmentation
     from refseg_node.geometry import Intrinsics, target_point
-    from tests.node.conftest import wait_active
+    from tests.ros_graph import wait_active
 
     segs = graph.collect(Segmentation, "/refseg/segmentation")
     start_node({"width": W, "height": H, "rate": 10.0}, module="refseg_node.synthetic_camera",

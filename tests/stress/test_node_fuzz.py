@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("refseg_msgs.msg")
 
-from tests.node.conftest import make_picture, wait_active, wait_until  # noqa: E402
+from tests.ros_graph import make_picture, wait_active, wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""Fixtures for the node's graph tests: an isolated DDS domain, a peer node, node processes.
+"""ROS graph fixtures and helpers of the node and stress tests (registered by tests/conftest.py).
 
 The node under test always runs as a separate process (``python -m refseg_node.node``); the
 test process holds a peer node whose executor spins in a background thread. Every wait has a
