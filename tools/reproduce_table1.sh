@@ -16,12 +16,14 @@ mkdir -p "$OUT"
 [ -f $EVAL/meta.json ] || refseg-synth --out $EVAL --num-images 600 --seed 2 \
     --width 640 --height 480 --workers 2 --val-frac 0.0 --test-frac 0.999
 
-# 2. The default model (preset tabletop): low-resolution stage, then high-resolution stage.
-#    --resume continues a killed run from runs/tabletop/last.pt.
-resume=(); [ -f runs/tabletop/last.pt ] && resume=(--resume)
-refseg-train --dataset synthetic --data-root data/synth_train --out runs/tabletop --config tabletop \
-    --stage both --lowres-iters 1500 --highres-iters 2400 --batch-size 8 --val-split val \
-    --threads 2 --workers 0 "${resume[@]}"
+# 2. The default model (preset tabletop: concat + product fusion), and the same network with the
+#    paper's concatenation only (preset tabletop_concat). Low-resolution stage, then
+#    high-resolution stage; --resume continues a killed run from RUN/last.pt.
+for run in tabletop tabletop_concat; do
+  resume=(); [ -f runs/$run/last.pt ] && resume=(--resume)
+  refseg-train --dataset synthetic --data-root data/synth_train --out runs/$run --config $run \
+      --stage both --batch-size 8 --val-split val --threads 2 --workers 0 "${resume[@]}"
+done
 
 # 3. The per-word baseline: one output per frequent word, multi-label logistic loss.
 [ -f runs/perword/perword.pt ] || python -m refseg_model.baselines train --dataset synthetic \
@@ -36,11 +38,15 @@ for rule in average intersection union; do
   ev --baseline per-word-$rule --checkpoint runs/perword/perword.pt --name "per-word $rule" \
      --json $OUT/per_word_$rule.json
 done
+ev --checkpoint runs/tabletop_concat/lowres.pt --name "ours low-res (concat)" \
+   --json $OUT/ours_concat_lowres.json
+ev --checkpoint runs/tabletop_concat/best.pt --name "ours high-res (concat)" \
+   --json $OUT/ours_concat_highres.json
 ev --checkpoint runs/tabletop/lowres.pt --name "ours low-res" --json $OUT/ours_lowres.json
 ev --checkpoint runs/tabletop/best.pt --name "ours high-res" --json $OUT/ours_highres.json \
    --save-masks $OUT/masks_highres
 
-# 5. Ship the model (weights only, fp16 storage) and draw Fig. 5.
+# 5. Ship the model (float32 weights, no training state) and draw Fig. 5.
 python tools/ship_default.py runs/tabletop/best.pt model/refseg_model/weights/tabletop.pt
 ev --checkpoint model/refseg_model/weights/tabletop.pt --name "shipped default" \
    --json $OUT/shipped.json
