@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from refseg_model.backbones import build_backbone
-from refseg_model.checkpoint import CheckpointError, save_checkpoint
+from refseg_model.checkpoint import CheckpointError, read_payload, save_checkpoint
 from refseg_model.config import ModelConfig
 from refseg_model.data.base import DataError, SampleSource
 from refseg_model.preprocess import RGB_MEAN, letterbox, letterbox_mask, normalize, unletterbox
@@ -245,14 +245,7 @@ def combine_word_maps(maps: np.ndarray, rule: str) -> np.ndarray:
 def load_per_word_checkpoint(path: str | os.PathLike) -> dict:
     """Read a per-word checkpoint safely; raise :class:`CheckpointError` saying what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"per-word checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, corrupt or pickled objects
-        raise CheckpointError(f"cannot read per-word checkpoint {path}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                              ) from exc
+    payload = read_payload(path)  # missing, truncated, corrupt or pickled: CheckpointError
     if not isinstance(payload, dict) or payload.get("format") != PERWORD_FORMAT:
         raise CheckpointError(f"{path} is not a per-word baseline checkpoint (train one with "
                               "python -m refseg_model.baselines train)")

@@ -92,6 +92,16 @@ def save_inference_checkpoint(payload: dict[str, Any], path: str | Path,
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and check a checkpoint; raise ``CheckpointError`` saying what is wrong."""
+    payload = read_payload(path, map_location)
+    check_payload(payload, path)
+    return payload
+
+
+def read_payload(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """Load a ``torch.save`` file with ``weights_only=True``; never runs code from the file.
+
+    Raises ``CheckpointError`` for a missing, empty, truncated, corrupt or pickled file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -114,7 +124,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read "
                               f"({type(err).__name__}: {str(err).splitlines()[0]})") from err
-    check_payload(payload, path)
     return payload
 
 
