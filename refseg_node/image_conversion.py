@@ -92,17 +92,22 @@ def image_to_array(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     return array[:, :, 0] if enc.channels == 1 else array
 
 
+def _require_encoding(msg: Image, allowed, what: str) -> None:
+    """Raise ``ConversionError`` unless ``msg.encoding`` is one of ``allowed``."""
+    if msg.encoding not in allowed:
+        kind = f"is not a {what} image" if msg.encoding in ENCODINGS else "is unsupported"
+        raise ConversionError(
+            f"unsupported encoding {msg.encoding!r}: it {kind} ({what} encodings: "
+            f"{', '.join(allowed)})")
+
+
 def to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Return a colour (or grey) image message as an ``(H, W, 3)`` uint8 RGB array.
 
     Alpha is dropped; grey images are replicated to three channels; ``mono16`` is scaled to
     8 bits. Depth encodings (``16UC1``, ``32FC1``) are refused: they are not pictures.
     """
-    if msg.encoding not in COLOUR_ENCODINGS:
-        kind = "is not a colour image" if msg.encoding in ENCODINGS else "is unsupported"
-        raise ConversionError(
-            f"unsupported encoding {msg.encoding!r}: it {kind} (colour encodings: "
-            f"{', '.join(COLOUR_ENCODINGS)})")
+    _require_encoding(msg, COLOUR_ENCODINGS, "colour")
     array = image_to_array(msg, max_pixels)
     if msg.encoding == "rgb8":
         return array
@@ -123,11 +128,7 @@ def depth_to_metres(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     ``16UC1`` / ``mono16`` hold millimetres (0 = no depth); ``32FC1`` holds metres (NaN, inf, 0 or
     negative = no depth).
     """
-    if msg.encoding not in DEPTH_ENCODINGS:
-        kind = "is not a depth image" if msg.encoding in ENCODINGS else "is unsupported"
-        raise ConversionError(
-            f"unsupported encoding {msg.encoding!r}: it {kind} (depth encodings: "
-            f"{', '.join(DEPTH_ENCODINGS)})")
+    _require_encoding(msg, DEPTH_ENCODINGS, "depth")
     array = image_to_array(msg, max_pixels)
     if array.dtype == np.uint16:
         metres = array.astype(np.float32) / 1000.0
