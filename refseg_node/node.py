@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -106,7 +106,9 @@ class RefSegNode(LifecycleNode):
         self._last_warning: dict[str, float] = {}
         self._query_tokens, self._query_time = 20.0, time.monotonic()
         self._entities: dict[str, object] = {}
-        self._sensor_group = ReentrantCallbackGroup()
+        # One group for every input: callbacks only store, and one at a time keeps each topic's
+        # messages in arrival order (a reentrant group let a flood of queries finish out of order).
+        self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._reset_stream_state()
 

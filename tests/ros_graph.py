@@ -74,6 +74,19 @@ def ros_env(tmp_path_factory):
     return env
 
 
+def publish_acked(publisher, msg, timeout=DEADLINE):
+    """Publish ``msg`` on a reliable publisher; return once every matched reader has it.
+
+    Messages on different topics reach a node in no fixed order; waiting for the
+    acknowledgement makes "the query, then the frame" an order the node really sees.
+    """
+    from rclpy.duration import Duration
+
+    publisher.publish(msg)
+    if not publisher.wait_for_all_acked(Duration(seconds=timeout)):
+        pytest.fail(f"no acknowledgement within {timeout:.0f} s on {publisher.topic_name}")
+
+
 def wait_until(predicate, timeout=DEADLINE, what="condition"):
     """Return the first truthy ``predicate()``; fail after ``timeout`` seconds."""
     end = time.monotonic() + timeout

@@ -8,7 +8,7 @@ has a hand-computable answer on a hand-made depth image.
 import numpy as np
 import pytest
 
-from tests.ros_graph import make_picture, wait_until
+from tests.ros_graph import make_picture, publish_acked, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -91,11 +91,11 @@ def frame(io, depth_msg=None, info=None, depth_offset=0, query=None):
         _stamp[0] += 1
         sec = _stamp[0]
         if query is not None:
-            io.query.publish(String(data=query))
+            publish_acked(io.query, String(data=query))
         if depth_msg is not None:
-            io.depth.publish(stamped(depth_msg, sec + depth_offset))
-        io.info.publish(stamped(info or camera_info(), sec))
-        io.image.publish(stamped(rgb8_msg(make_picture(H, W, seed=sec % 7)), sec))
+            publish_acked(io.depth, stamped(depth_msg, sec + depth_offset))
+        publish_acked(io.info, stamped(info or camera_info(), sec))
+        publish_acked(io.image, stamped(rgb8_msg(make_picture(H, W, seed=sec % 7)), sec))
         try:
             return io.segmentation.wait_for(lambda m, s=sec: m.header.stamp.sec == s, 15.0)
         except pytest.fail.Exception:
