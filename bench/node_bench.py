@@ -108,8 +108,16 @@ class Client:
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:  # close() from the main thread
+            pass
 
     def _on_segmentation(self, msg) -> None:
         now = time.time_ns()
@@ -145,15 +153,29 @@ class Client:
                 self.lock.wait(left)
 
     def wait_until_serving(self, image, timeout: float, node: NodeProcess) -> None:
-        """Send query + frame until the node answers (discovery and model load take time)."""
+        """Send query + frame until the node answers (discovery and model load take time).
+
+        Any answer to any frame sent here counts: with a model slower than the retry period,
+        the answer to a frame arrives after newer frames were sent (waiting for the newest one
+        alone never ends).
+        """
         deadline = time.monotonic() + timeout
+        sent: set[int] = set()
         while time.monotonic() < deadline:
             if node.proc.poll() is not None:
                 raise RuntimeError(f"the node exited:\n{node.log_tail()}")
             self.send_query()
             time.sleep(0.2)
-            if self.wait_for(self.send_image(image), 1.5) is not None:
-                return
+            sent.add(self.send_image(image))
+            retry = time.monotonic() + 1.5
+            with self.lock:
+                while not any(item[0] in sent for item in self.received):
+                    left = retry - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.lock.wait(left)
+                else:
+                    return
         raise RuntimeError(f"no Segmentation within {timeout} s:\n{node.log_tail()}")
 
     def close(self) -> None:

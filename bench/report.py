@@ -35,6 +35,8 @@ def markdown(results: dict) -> str:
              f"Machine: **{machine_label(info)}**; CPU flags {', '.join(info['cpu_flags'])}; "
              f"torch {info['torch']}, device `{info['device']}`. Run of {results['date']}, "
              f"{results['elapsed_s']:.0f} s.", ""]
+    for section, error in results.get("errors", {}).items():
+        lines += [f"**Section `{section}` failed:** {error}", ""]
     model = results.get("model")
     if model:
         lines += ["## Model", "", "Matrix-multiply peak measured in this run: " + ", ".join(

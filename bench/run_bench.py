@@ -160,12 +160,20 @@ def run_train(args, device, data_root) -> list:
             for name, batch, steps in plans]
 
 
+def write_reports(results: dict, out: Path) -> list:
+    """Write results.json, results.md and latency.png (each atomically); return their paths."""
+    from bench import report
+
+    results["elapsed_s"] = time.perf_counter() - START
+    return [report.write_json(results, out), report.write_markdown(results, out),
+            report.write_plot(results, out)]
+
+
 def main(argv=None) -> int:
     """Run the selected sections and write the results."""
     args = parse_args(argv)
     import torch
 
-    from bench import report
     from bench.machine import machine_info, machine_label
     from refseg_model.inference import resolve_device
     from refseg_model.synth.writer import write_dataset
@@ -185,18 +193,24 @@ def main(argv=None) -> int:
         log("writing a synthetic dataset (640x480)")
         write_dataset(data_root, 8 if args.quick else 24, seed=7, width=640, height=480,
                       test_frac=0.4, progress=False)
-        if "model" in args.sections:
-            results["model"] = run_model(args, device, data_root)
-        if "node" in args.sections:
-            results["node"] = run_node(args, tmp, tmp)
-        if "stream" in args.sections:
-            results["stream"] = run_stream(args, tmp, tmp)
-        if "train" in args.sections:
-            results["train"] = run_train(args, device, data_root)
-    results["elapsed_s"] = time.perf_counter() - START
-    paths = [report.write_json(results, args.out), report.write_markdown(results, args.out),
-             report.write_plot(results, args.out)]
+        runners = {"model": lambda: run_model(args, device, data_root),
+                   "node": lambda: run_node(args, tmp, tmp),
+                   "stream": lambda: run_stream(args, tmp, tmp),
+                   "train": lambda: run_train(args, device, data_root)}
+        failed = []
+        for name in [n for n in SECTIONS if n in args.sections]:
+            try:
+                results[name] = runners[name]()
+            except Exception as err:  # noqa: BLE001 - recorded; the other sections still run
+                failed.append(name)
+                results.setdefault("errors", {})[name] = f"{type(err).__name__}: {err}"
+                log(f"{name}: FAILED: {type(err).__name__}: {err}")
+            # Written after every section: a killed run keeps what it measured.
+            paths = write_reports(results, args.out)
     log("wrote " + ", ".join(str(p) for p in paths if p))
+    if failed:
+        log(f"sections that failed: {', '.join(failed)}")
+        return 1
     return 0
 
 

@@ -264,6 +264,8 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     model.train()
+    memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)  # NHWC: oneDNN's fast convolutions on CPU
     loader = make_loader(dataset, tcfg, info, start_step)
     batches = iter(loader)
     progress = tqdm(total=total, initial=start_step, desc=f"{stage}", disable=not info.is_main,
@@ -305,7 +307,8 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
         factor = learning_rate_factor(tcfg, step)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
-        images = batch["image"].to(info.device, non_blocking=True)
+        images = batch["image"].to(info.device, non_blocking=True).contiguous(
+            memory_format=memory_format)
         tokens = batch["tokens"].to(info.device, non_blocking=True)
         labels = batch["mask"].to(info.device, non_blocking=True)
         logits = module(images, tokens, stage=stage)

@@ -81,13 +81,38 @@ def test_weight_decay_only_on_weights(tiny_config):
 
 
 @pytest.mark.parametrize("name,stride,size", [("mobilenet_v3_small", 16, 64),
-                                              ("resnet18", 16, 64)])
+                                              ("mobilenet_v3_small", 8, 64),
+                                              ("resnet18", 16, 64), ("convnet", 8, 64),
+                                              ("convnet", 16, 64)])
 def test_light_backbones_output_stride(name, stride, size):
     cfg = ModelConfig(backbone=name, input_size=size, stride=stride, feat_dim=8, text_dim=8,
                       embed_dim=8, cls_dim=8, vocab_size=10)
     out = build_model(cfg).eval()(torch.randn(1, 3, size, size),
                                   torch.zeros(1, 20, dtype=torch.long), stage="lowres")
     assert out.shape == (1, 1, size // stride, size // stride)
+
+
+def test_generic_dilation_matches_torchvision_at_stride_16():
+    import torchvision
+
+    from refseg_model.backbones import _dilate_to_stride
+
+    reference = torchvision.models.mobilenet_v3_small(dilated=True).features
+    ours = torchvision.models.mobilenet_v3_small().features
+    _dilate_to_stride(ours, 16)
+
+    def geometry(features):
+        return [(c.stride, c.dilation, c.padding) for c in features.modules()
+                if isinstance(c, torch.nn.Conv2d)]
+    assert geometry(ours) == geometry(reference)
+
+
+def test_convnet_is_checked():
+    with pytest.raises(ConfigError, match="power-of-two stride >= 4"):
+        build_model(ModelConfig(backbone="convnet", input_size=60, stride=12, vocab_size=10))
+    with pytest.raises(ConfigError, match="no ImageNet weights"):
+        build_model(ModelConfig(backbone="convnet", input_size=64, stride=8, pretrained=True,
+                                vocab_size=10))
 
 
 def test_presets_describe_the_paper_and_the_default():
