@@ -49,8 +49,10 @@ def primary_target(mask: np.ndarray, probs: np.ndarray) -> Target:
     # Label 0 is the background.
     sums = np.bincount(labels.ravel(), weights=np.nan_to_num(probs).ravel(), minlength=count)
     areas = stats[:, cv2.CC_STAT_AREA]
-    order = sorted(range(1, count), key=lambda k: (-sums[k], -areas[k], k))
-    best = order[0]
+    # Highest sum, then largest area, then lowest label (np.lexsort: last key first; a mask of
+    # noise has thousands of components, too many for a Python sort).
+    labels_ = np.arange(1, count)
+    best = int(labels_[np.lexsort((labels_, -areas[1:], -sums[1:]))[0]])
     region = labels == best
     area = int(areas[best])
     x, y = stats[best, cv2.CC_STAT_LEFT], stats[best, cv2.CC_STAT_TOP]
