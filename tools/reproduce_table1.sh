@@ -16,10 +16,11 @@ mkdir -p "$OUT"
 [ -f $EVAL/meta.json ] || refseg-synth --out $EVAL --num-images 600 --seed 2 \
     --width 640 --height 480 --workers 2 --val-frac 0.0 --test-frac 0.999
 
-# 2. The default model (preset tabletop: concat + product fusion), and the same network with the
-#    paper's concatenation only (preset tabletop_concat). Low-resolution stage, then
-#    high-resolution stage; --resume continues a killed run from RUN/last.pt.
-for run in tabletop tabletop_concat; do
+# 2. The default model (preset tabletop: convnet, stride 8, concat + product fusion); the first
+#    default (preset tabletop_mobilenet: MobileNetV3-Small, stride 16) and the same MobileNet
+#    network with the paper's concatenation only (preset tabletop_concat). Low-resolution stage,
+#    then high-resolution stage; --resume continues a killed run from RUN/last.pt.
+for run in tabletop tabletop_mobilenet tabletop_concat; do
   resume=(); [ -f runs/$run/last.pt ] && resume=(--resume)
   refseg-train --dataset synthetic --data-root data/synth_train --out runs/$run --config $run \
       --stage both --batch-size 8 --val-split val --threads 2 --workers 0 "${resume[@]}"
@@ -27,7 +28,7 @@ done
 
 # 3. The per-word baseline: one output per frequent word, multi-label logistic loss.
 [ -f runs/perword/perword.pt ] || python -m refseg_model.baselines train --dataset synthetic \
-    --data-root data/synth_train --split train --out runs/perword --config tabletop \
+    --data-root data/synth_train --split train --out runs/perword --config tabletop_mobilenet \
     --max-iters 300 --num-words 40 --batch-size 8
 
 # 4. Table 1 on the synthetic test split, one evaluation code for every row.
@@ -42,6 +43,10 @@ ev --checkpoint runs/tabletop_concat/lowres.pt --name "ours low-res (concat)" \
    --json $OUT/ours_concat_lowres.json
 ev --checkpoint runs/tabletop_concat/best.pt --name "ours high-res (concat)" \
    --json $OUT/ours_concat_highres.json
+ev --checkpoint runs/tabletop_mobilenet/lowres.pt --name "ours low-res (MobileNet)" \
+   --json $OUT/ours_mobilenet_lowres.json
+ev --checkpoint runs/tabletop_mobilenet/best.pt --name "ours high-res (MobileNet)" \
+   --json $OUT/ours_mobilenet_highres.json
 ev --checkpoint runs/tabletop/lowres.pt --name "ours low-res" --json $OUT/ours_lowres.json
 ev --checkpoint runs/tabletop/best.pt --name "ours high-res" --json $OUT/ours_highres.json \
    --save-masks $OUT/masks_highres

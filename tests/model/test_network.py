@@ -120,7 +120,8 @@ def test_presets_describe_the_paper_and_the_default():
     assert (paper.backbone, paper.input_size, paper.stride) == ("vgg16", 512, 32)
     assert (paper.feat_dim, paper.text_dim, paper.cls_dim) == (1000, 1000, 500)
     table = load_config("tabletop").model
-    assert table.backbone.startswith("mobilenet_v3") and table.input_size == 320
+    assert (table.backbone, table.input_size, table.stride) == ("convnet", 320, 8)
+    assert load_config("tabletop_mobilenet").model.backbone == "mobilenet_v3_small"
 
 
 def test_vgg16_fully_convolutional_maps_512_to_16():
