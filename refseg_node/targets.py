@@ -38,16 +38,18 @@ def primary_target(mask: np.ndarray, probs: np.ndarray) -> Target:
     ``mask`` is HxW bool, ``probs`` HxW float in 0..1 of the same shape. Ties go to the larger
     component, then to the first in raster order.
     """
-    mask = np.asarray(mask, dtype=bool)
-    probs = np.asarray(probs, dtype=np.float64)
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    probs = np.asarray(probs)
     if mask.ndim != 2 or probs.shape != mask.shape:
         raise ValueError(f"mask {mask.shape} and probs {probs.shape} must be the same HxW shape")
     if not mask.any():
         return no_target(mask.shape)
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8), connectivity=8)
-    # Label 0 is the background.
-    sums = np.bincount(labels.ravel(), weights=np.nan_to_num(probs).ravel(), minlength=count)
+        mask.view(np.uint8), connectivity=8)
+    # Label 0 is the background. Sums over the mask's pixels only (a small part of the frame).
+    inside = labels[mask]
+    weights = np.nan_to_num(probs[mask].astype(np.float64))
+    sums = np.bincount(inside, weights=weights, minlength=count)
     areas = stats[:, cv2.CC_STAT_AREA]
     # Highest sum, then largest area, then lowest label (np.lexsort: last key first; a mask of
     # noise has thousands of components, too many for a Python sort).
@@ -66,5 +68,5 @@ def primary_target(mask: np.ndarray, probs: np.ndarray) -> Target:
         area=area,
         score=score,
         num_regions=count - 1,
-        mask_area=int(mask.sum()),
+        mask_area=int(areas[1:].sum()),
     )
