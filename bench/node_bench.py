@@ -185,14 +185,70 @@ class Client:
         self.rclpy.try_shutdown()
 
 
+def middleware_floor(client: Client, images: dict, frames: int, log_dir: Path) -> dict:
+    """Time image-there-header-back round trips through ``bench.dds_echo``; per frame size."""
+    from sensor_msgs.msg import Image
+
+    from bench.dds_echo import IN_TOPIC, OUT_TOPIC, qos
+
+    log = open(log_dir / "dds_echo.log", "w")
+    echo = subprocess.Popen([sys.executable, "-m", "bench.dds_echo"], env=os.environ.copy(),
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    answers: dict[int, int] = {}
+    done = threading.Condition()
+
+    def on_answer(msg) -> None:
+        with done:
+            answers[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = \
+                time.time_ns()
+            done.notify_all()
+
+    publisher = client.node.create_publisher(Image, IN_TOPIC, qos())
+    subscription = client.node.create_subscription(Image, OUT_TOPIC, on_answer, qos())
+    floors = {}
+    try:
+        deadline = time.monotonic() + 60.0
+        while publisher.get_subscription_count() == 0 or subscription.get_publisher_count() == 0:
+            if time.monotonic() > deadline or echo.poll() is not None:
+                raise RuntimeError("the DDS echo process did not come up")
+            time.sleep(0.1)
+        for size, image in images.items():
+            trips = []
+            for i in range(frames + 3):  # the first 3 warm the path up
+                stamp = time.time_ns()
+                image.header.stamp.sec, image.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+                publisher.publish(image)
+                with done:
+                    done.wait_for(lambda s=stamp: s in answers, timeout=3.0)
+                if stamp in answers and i >= 3:
+                    trips.append((answers[stamp] - stamp) / 1e9)
+                time.sleep(0.02)
+            floors[size] = summarize(trips)
+    finally:
+        echo.send_signal(2)
+        try:
+            echo.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            echo.kill()
+        log.close()
+        client.node.destroy_publisher(publisher)
+        client.node.destroy_subscription(subscription)
+    return floors
+
+
 def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> list[dict]:
-    """Measure end-to-end latency and node overhead, one frame in flight at a time."""
+    """Measure end-to-end latency and node overhead, one frame in flight at a time.
+
+    Then the middleware floor at the same sizes (an image to an echo process, its header back):
+    what moving the frames costs with no node code at all.
+    """
     node = NodeProcess(checkpoint, log_dir)
     client = Client()
     rows = []
+    images = {}
     try:
         for width, height in sizes:
-            image = _scene(width, height)
+            image = images[(width, height)] = _scene(width, height)
             client.wait_until_serving(image, 120.0, node)
             e2e, model, overhead, lost = [], [], [], 0
             for _ in range(frames):
@@ -215,6 +271,15 @@ def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> l
                 f"model {row['model']['median'] * 1e3:.1f} ms,"
                 f" overhead median {row['overhead']['median'] * 1e3:.1f} ms p95 "
                 f"{row['overhead']['p95'] * 1e3:.1f} ms, {lost} lost")
+        node.stop()  # the floor is measured on quiet cores
+        floors = middleware_floor(client, images, frames, log_dir)
+        for row, size in zip(rows, sizes):
+            row["middleware_floor"] = floors[size]
+            row["overhead_above_floor_ms"] = 1e3 * (row["overhead"]["median"]
+                                                    - floors[size]["median"])
+            log(f"  middleware floor {row['input']} (rclpy + Fast DDS, image there, header "
+                f"back): median {floors[size]['median'] * 1e3:.1f} ms; the node's overhead is "
+                f"{row['overhead_above_floor_ms']:.1f} ms above it")
     finally:
         client.close()
         node.stop()

@@ -87,13 +87,17 @@ def markdown(results: dict) -> str:
         lines += ["", "## Node overhead", "", "Image published -> `Segmentation` received "
                   "(separate processes), one frame in flight; overhead = end-to-end minus the "
                   "message's `inference_time`.", "",
+                  "Middleware floor: the same image to an echo process (`bench/dds_echo.py`) "
+                  "and its header back, no node code: what rclpy + Fast DDS cost.", "",
                   "| frame | frames | end-to-end median ms | fps | model median ms | overhead "
-                  "median ms | overhead p95 ms |", "|---|---|---|---|---|---|---|"]
+                  "median ms | overhead p95 ms | middleware floor median ms |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in node:
             lines.append(f"| {row['input']} | {row['frames'] - row['lost']} | "
                          f"{_ms(row['end_to_end'])} | {row['end_to_end_fps']:.1f} | "
                          f"{_ms(row['model'])} | {_ms(row['overhead'])} | "
-                         f"{_ms(row['overhead'], 'p95')} |")
+                         f"{_ms(row['overhead'], 'p95')} | "
+                         f"{_ms(row.get('middleware_floor'))} |")
     stream = results.get("stream")
     if stream:
         lines += ["", "## Streaming", "",
