@@ -117,8 +117,10 @@ class TrainConfig:
     The learning rate decays by ``lr_decay_rate`` every ``lr_decay_step`` iterations
     (staircase), restarting at ``lr`` for the high-resolution stage. Weight decay applies to
     weight tensors only (not biases, not BatchNorm). The loss weights follow the released
-    code's ratio (foreground 3 : background 1). ``channels_last`` trains in the NHWC memory
-    layout (oneDNN's faster CPU convolutions; same numbers within float rounding).
+    code's ratio (foreground 3 : background 1); ``dice_weight`` > 0 adds that much of a
+    per-sample soft Dice loss (not the paper's: small objects then weigh as much as large ones).
+    ``channels_last`` trains in the NHWC memory layout (oneDNN's faster CPU convolutions; same
+    numbers within float rounding).
     """
 
     lr: float = 0.01
@@ -132,6 +134,7 @@ class TrainConfig:
     highres_iters: int = 18000
     w_fg: float = 3.0
     w_bg: float = 1.0
+    dice_weight: float = 0.0
     grad_clip: float = 0.0
     seed: int = 0
     workers: int = 0

@@ -50,7 +50,7 @@ from .ddp import (
     cleanup_distributed,
     setup_distributed,
 )
-from .loss import weighted_logistic_loss
+from .loss import soft_dice_loss, weighted_logistic_loss
 from .network import build_model, parameter_groups
 
 log = logging.getLogger("refseg_model.train")
@@ -90,8 +90,14 @@ def make_loader(dataset, tcfg: TrainConfig, info: DistInfo, start_step: int) -> 
 
 # -- optimisation ----------------------------------------------------------------------------
 def criterion(logits: torch.Tensor, labels: torch.Tensor, tcfg: TrainConfig) -> torch.Tensor:
-    """Return the weighted logistic loss of the paper (foreground ``w_fg``, background ``w_bg``)."""
-    return weighted_logistic_loss(logits, labels, tcfg.w_fg, tcfg.w_bg)
+    """Return the paper's weighted logistic loss (+ ``dice_weight`` x the soft Dice loss).
+
+    Foreground pixels weigh ``w_fg``, background ``w_bg``; ``dice_weight`` is 0 in ``paper``.
+    """
+    loss = weighted_logistic_loss(logits, labels, tcfg.w_fg, tcfg.w_bg)
+    if tcfg.dice_weight:
+        loss = loss + tcfg.dice_weight * soft_dice_loss(logits, labels)
+    return loss
 
 
 def learning_rate_factor(tcfg: TrainConfig, step: int) -> float:

@@ -1,11 +1,11 @@
-"""Tests of the weighted logistic loss against a hand computation."""
+"""Tests of the weighted logistic loss (and the optional Dice term) against hand computations."""
 
 import math
 
 import pytest
 import torch
 
-from refseg_model.loss import weighted_logistic_loss
+from refseg_model.loss import soft_dice_loss, weighted_logistic_loss
 
 
 def test_matches_hand_computation():
@@ -33,3 +33,33 @@ def test_gradient_pushes_towards_labels():
     labels = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
     weighted_logistic_loss(logits, labels).backward()
     assert (logits.grad[labels == 1] < 0).all() and (logits.grad[labels == 0] > 0).all()
+
+
+def test_soft_dice_matches_hand_computation_per_sample():
+    logits = torch.tensor([[[[0.0, 0.0], [0.0, 0.0]]], [[[100.0, -100.0], [-100.0, -100.0]]]])
+    labels = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]]])
+    # sample 1: p = 0.5 everywhere: 1 - (2 * 0.5 + 1) / (2 + 1 + 1); sample 2: perfect -> 0
+    expected = (1 - 2.0 / 4.0 + 0.0) / 2
+    assert soft_dice_loss(logits, labels).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_soft_dice_weighs_a_small_object_like_a_large_one():
+    small, large = torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)
+    small[..., :2, :2], large[..., :, :16] = 1, 1
+    # Predicting nothing: the logistic loss barely notices the small object, Dice fully does.
+    nothing = torch.full((1, 1, 32, 32), -8.0)
+    assert weighted_logistic_loss(nothing, small) < 0.05 * weighted_logistic_loss(nothing, large)
+    assert soft_dice_loss(nothing, small) > 0.75 and soft_dice_loss(nothing, large) > 0.99
+
+
+def test_training_criterion_adds_dice_only_when_asked():
+    from refseg_model.config import TrainConfig, load_config
+    from refseg_model.train import criterion
+
+    logits, labels = torch.randn(2, 1, 8, 8), (torch.rand(2, 8, 8) > 0.7).float()
+    paper = load_config("paper").train
+    assert paper.dice_weight == 0.0
+    assert criterion(logits, labels, paper) == weighted_logistic_loss(logits, labels)
+    mixed = TrainConfig(dice_weight=0.5)
+    assert criterion(logits, labels, mixed).item() == pytest.approx(
+        (weighted_logistic_loss(logits, labels) + 0.5 * soft_dice_loss(logits, labels)).item())
