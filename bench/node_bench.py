@@ -141,11 +141,15 @@ class Client:
 
     def wait_for(self, stamp: int, timeout: float) -> tuple[int, int, float] | None:
         """Wait for the answer to the frame stamped ``stamp``."""
+        return self.wait_for_any({stamp}, timeout)
+
+    def wait_for_any(self, stamps: set[int], timeout: float) -> tuple[int, int, float] | None:
+        """Wait for the first answer to any of the frames stamped ``stamps``."""
         deadline = time.monotonic() + timeout
         with self.lock:
             while True:
                 for item in self.received:
-                    if item[0] == stamp:
+                    if item[0] in stamps:
                         return item
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -167,15 +171,8 @@ class Client:
             self.send_query()
             time.sleep(0.2)
             sent.add(self.send_image(image))
-            retry = time.monotonic() + 1.5
-            with self.lock:
-                while not any(item[0] in sent for item in self.received):
-                    left = retry - time.monotonic()
-                    if left <= 0:
-                        break
-                    self.lock.wait(left)
-                else:
-                    return
+            if self.wait_for_any(sent, 1.5) is not None:
+                return
         raise RuntimeError(f"no Segmentation within {timeout} s:\n{node.log_tail()}")
 
     def close(self) -> None:

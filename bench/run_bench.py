@@ -197,7 +197,7 @@ def main(argv=None) -> int:
                    "node": lambda: run_node(args, tmp, tmp),
                    "stream": lambda: run_stream(args, tmp, tmp),
                    "train": lambda: run_train(args, device, data_root)}
-        failed = []
+        failed, paths = [], []
         for name in [n for n in SECTIONS if n in args.sections]:
             try:
                 results[name] = runners[name]()

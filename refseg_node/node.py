@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -107,10 +106,6 @@ class RefSegNode(LifecycleNode):
         self._last_warning: dict[str, float] = {}
         self._query_tokens, self._query_time = 20.0, time.monotonic()
         self._entities: dict[str, object] = {}
-        # One group for every input: callbacks only store, and one at a time keeps each topic's
-        # messages in arrival order (a reentrant group let a flood of queries finish out of order).
-        self._sensor_group = MutuallyExclusiveCallbackGroup()
-        self._service_group = MutuallyExclusiveCallbackGroup()
         self._reset_stream_state()
 
     # -- state ---------------------------------------------------------------------------------
@@ -203,17 +198,12 @@ class RefSegNode(LifecycleNode):
         sensor_qos = qos_profile_sensor_data if s.image_qos == "sensor_data" else RELIABLE_INPUT_QOS
         sub = self.create_subscription
         self._subscriptions_ = [
-            sub(String, "/refseg/query", self._on_query, 10,
-                callback_group=self._sensor_group),
-            sub(Image, s.image_topic, self._on_image, sensor_qos,
-                callback_group=self._sensor_group),
-            sub(Image, s.depth_topic, self._on_depth, sensor_qos,
-                callback_group=self._sensor_group),
-            sub(CameraInfo, s.camera_info_topic, self._on_camera_info, sensor_qos,
-                callback_group=self._sensor_group),
+            sub(String, "/refseg/query", self._on_query, 10),
+            sub(Image, s.image_topic, self._on_image, sensor_qos),
+            sub(Image, s.depth_topic, self._on_depth, sensor_qos),
+            sub(CameraInfo, s.camera_info_topic, self._on_camera_info, sensor_qos),
         ]
-        self._service = self.create_service(Segment, "/refseg/segment", self._on_segment,
-                                            callback_group=self._service_group)
+        self._service = self.create_service(Segment, "/refseg/segment", self._on_segment)
         self.get_logger().info(
             f"configured: checkpoint {path}, image {s.image_topic} ({s.image_qos}), depth "
             f"{s.depth_topic}, camera_info {s.camera_info_topic}, mode {s.mode}")
@@ -560,9 +550,10 @@ def main(args=None) -> None:
     try:
         with rclpy.init(args=args):
             node = RefSegNode()
-            # One executor thread: callbacks only store (the worker thread segments), and a
-            # single thread takes a frame off the wire faster than a thread pool (measured with
-            # bench/node_bench.py: 1280x720 receive 35 -> 17 ms). A /refseg/segment call runs
+            # One executor thread: callbacks only store (the worker thread segments), run one at
+            # a time in arrival order (a thread pool let a flood of queries finish out of order),
+            # and a single thread takes a frame off the wire faster than a thread pool
+            # (bench/node_bench.py: 1280x720 receive 35 -> 17 ms). A /refseg/segment call runs
             # its inference on this thread: frames arriving meanwhile wait in the reader
             # (latest wins), queries queue in order.
             executor = SingleThreadedExecutor()
