@@ -31,18 +31,35 @@ class BackboneWeightsError(RuntimeError):
 class Backbone(nn.Module):
     """Image (mean-subtracted, 0..255 scale) -> feature map of Dim channels at stride s."""
 
-    def __init__(self, body: nn.Module, head: nn.Module, stride: int) -> None:
-        """Wrap ``body`` (convolutional layers) and ``head`` (projection to Dim)."""
+    def __init__(self, body: nn.Module, head: nn.Module, stride: int,
+                 taps: dict[int, tuple[int, int]] | None = None) -> None:
+        """Wrap ``body`` (convolutional layers) and ``head`` (projection to Dim).
+
+        ``taps`` maps the index of a layer of a ``Sequential`` body to (stride, channels) of its
+        output: the intermediate feature maps a decoder reads (:meth:`forward_with_skips`).
+        """
         super().__init__()
         self.body = body
         self.head = head
         self.stride = stride
+        self.taps = dict(taps or {})
         scale = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD]).view(1, 3, 1, 1)
         self.register_buffer("input_scale", scale, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return the feature map (B x Dim x H/s x W/s)."""
         return self.head(self.body(images * self.input_scale))
+
+    def forward_with_skips(self, images: torch.Tensor
+                           ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Return the feature map and ``{stride: feature map}`` of the body's tapped layers."""
+        x = images * self.input_scale
+        skips: dict[int, torch.Tensor] = {}
+        for index, layer in enumerate(self.body):
+            x = layer(x)
+            if index in self.taps:
+                skips[self.taps[index][0]] = x
+        return self.head(x), skips
 
 
 def _torchvision_model(cfg: ModelConfig, **kwargs) -> nn.Module:
@@ -192,25 +209,36 @@ def _convnet(cfg: ModelConfig) -> Backbone:
     if cfg.pretrained or cfg.backbone_weights:
         raise ConfigError("backbone convnet has no ImageNet weights; set pretrained: false")
     layers: list[nn.Module] = []
-    channels, width, remaining = 3, cfg.width, cfg.stride
+    taps: dict[int, tuple[int, int]] = {}
+    channels, width, remaining, stride = 3, cfg.width, cfg.stride, 1
     while remaining > 1:
         layers += _conv_bn_relu(channels, width, stride=2)
         if channels != 3:  # the first stage is one convolution (full resolution is costly)
             layers += _conv_bn_relu(width, width)
+        stride *= 2
+        taps[len(layers) - 1] = (stride, width)
         channels, width, remaining = width, min(width * 2, 4 * cfg.width), remaining // 2
     for dilation in (2, 4):
         layers += _conv_bn_relu(channels, channels, dilation=dilation)
-    return Backbone(nn.Sequential(*layers), nn.Conv2d(channels, cfg.feat_dim, 1), cfg.stride)
+    return Backbone(nn.Sequential(*layers), nn.Conv2d(channels, cfg.feat_dim, 1), cfg.stride,
+                    taps)
+
+
+BACKBONE_BUILDERS = {
+    "vgg16": _vgg16,
+    "mobilenet_v3_large": _mobilenet_v3,
+    "mobilenet_v3_small": _mobilenet_v3,
+    "resnet18": _resnet18,
+    "convnet": _convnet,
+    "tiny": _tiny,
+}
 
 
 def build_backbone(cfg: ModelConfig) -> Backbone:
-    """Return the backbone named by ``cfg.backbone``."""
-    if cfg.backbone == "vgg16":
-        return _vgg16(cfg)
-    if cfg.backbone.startswith("mobilenet_v3"):
-        return _mobilenet_v3(cfg)
-    if cfg.backbone == "resnet18":
-        return _resnet18(cfg)
-    if cfg.backbone == "convnet":
-        return _convnet(cfg)
-    return _tiny(cfg)
+    """Return the backbone named by ``cfg.backbone``; an unknown name raises ``ConfigError``."""
+    try:
+        builder = BACKBONE_BUILDERS[cfg.backbone]
+    except KeyError:
+        raise ConfigError(f"unknown backbone {cfg.backbone!r}; known backbones: "
+                          f"{sorted(BACKBONE_BUILDERS)}") from None
+    return builder(cfg)

@@ -38,7 +38,8 @@ class CheckpointError(RuntimeError):
 
 def preprocessing_dict(cfg: ModelConfig) -> dict[str, Any]:
     """Return the preprocessing a checkpoint's model expects (kept with the weights)."""
-    return {"input_size": cfg.input_size, "letterbox": True, "rgb_mean": list(RGB_MEAN),
+    return {"input_size": cfg.input_size, "input_height": cfg.input_h, "letterbox": True,
+            "rgb_mean": list(RGB_MEAN),
             "max_len": cfg.max_len, "stride": cfg.stride}
 
 
@@ -88,6 +89,22 @@ def save_inference_checkpoint(payload: dict[str, Any], path: str | Path,
         slim["state_dict"] = {k: v.half() if v.is_floating_point() else v
                               for k, v in payload["state_dict"].items()}
     return save_checkpoint(slim, path)
+
+
+def calibrated_threshold(payload: dict[str, Any]) -> float | None:
+    """Return the probability threshold stored in the checkpoint (``None`` if there is none).
+
+    ``refseg-calibrate`` (``refseg_model.calibrate``) chooses it on a validation split and
+    writes it under the key ``threshold``.
+    """
+    value = payload.get("threshold")
+    if value is None:
+        return None
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise CheckpointError(f"checkpoint threshold must be a probability in (0, 1), got "
+                              f"{value}")
+    return value
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -20,6 +20,10 @@ from typing import Any
 BACKBONES = ("vgg16", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "convnet", "tiny")
 SPATIAL_VARIANTS = ("xy2", "xy8", "none")
 FUSIONS = ("concat", "concat_product")
+DECODERS = ("none", "skip")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("step", "cosine")
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STAGES = ("lowres", "highres")
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -54,6 +58,15 @@ class ModelConfig:
         pretrained: Initialise the backbone from torchvision's ImageNet weights.
         backbone_weights: Optional path of a torchvision state-dict file for the backbone.
         width: Base channel width of the ``convnet`` and ``tiny`` backbones.
+        input_height: Height of the network input; 0 means ``input_size`` (the paper's square
+            input). ``input_size`` is then the width: 320 x 240 takes a 4:3 camera frame
+            without padding.
+        decoder: ``"none"``: the paper's upsampling of the coarse response map by the
+            bilinear-initialised deconvolution. ``"skip"``: a light text-conditioned decoder
+            that upsamples the classifier's hidden map and refines it with the backbone's
+            stride-4 and stride-2 features (``convnet`` only), its logits added to the
+            upsampled response map.
+        decoder_dim: Channels of the decoder at stride 4 (half of it at stride 2).
     """
 
     backbone: str = "mobilenet_v3_small"
@@ -71,6 +84,9 @@ class ModelConfig:
     pretrained: bool = False
     backbone_weights: str | None = None
     width: int = 16
+    input_height: int = 0
+    decoder: str = "none"
+    decoder_dim: int = 48
 
     def __post_init__(self) -> None:
         """Check the values."""
@@ -80,6 +96,12 @@ class ModelConfig:
             raise ConfigError(f"unknown spatial {self.spatial!r}; choose one of {SPATIAL_VARIANTS}")
         if self.fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {FUSIONS}")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {DECODERS}")
+        if self.decoder == "skip" and self.backbone != "convnet":
+            raise ConfigError(f"decoder skip needs backbone convnet, got {self.backbone!r}")
+        if not isinstance(self.input_height, int) or self.input_height < 0:
+            raise ConfigError(f"ModelConfig.input_height must be >= 0, got {self.input_height!r}")
         if self.fusion == "concat_product" and self.feat_dim != self.text_dim:
             raise ConfigError(f"fusion concat_product needs feat_dim == text_dim, got "
                               f"{self.feat_dim} and {self.text_dim}")
@@ -90,10 +112,20 @@ class ModelConfig:
                 raise ConfigError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if self.stride % 2:
             raise ConfigError(f"ModelConfig.stride must be even, got {self.stride}")
-        if self.input_size % self.stride:
+        if self.input_size % self.stride or self.input_h % self.stride:
             raise ConfigError(
-                f"ModelConfig.input_size {self.input_size} is not a multiple of stride "
-                f"{self.stride}")
+                f"ModelConfig input {self.input_h}x{self.input_size} is not a multiple of "
+                f"stride {self.stride}")
+
+    @property
+    def input_h(self) -> int:
+        """Height of the network input (``input_height``, or ``input_size`` when 0)."""
+        return self.input_height or self.input_size
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """The network input as (height, width)."""
+        return self.input_h, self.input_size
 
     @property
     def spatial_channels(self) -> int:
@@ -121,6 +153,21 @@ class TrainConfig:
     per-sample soft Dice loss (not the paper's: small objects then weigh as much as large ones).
     ``channels_last`` trains in the NHWC memory layout (oneDNN's faster CPU convolutions; same
     numbers within float rounding).
+
+    ``optimizer`` ``sgd`` (the paper's, with ``momentum``) or ``adamw``; ``schedule`` ``step``
+    (the staircase above) or ``cosine`` (from ``lr`` to 0 over the stage), both after a linear
+    warm-up of ``warmup_iters``. ``aux_weight`` > 0 adds that much of the loss of the coarse
+    response map against the coarse labels (a cell is foreground if any of its pixels is) to
+    the high-resolution stage (deep supervision of the grounding when a decoder is trained
+    from scratch). ``precision``: ``auto`` trains under bf16 autocast on CPUs with AVX-512 BF16
+    or AMX and on CUDA, float32 elsewhere; ``fp32``, ``bf16``, ``fp16`` (CUDA) force a path.
+    ``expressions_per_image`` > 1 fills each batch of ``batch_size`` samples with that many
+    expressions of each of ``batch_size / expressions_per_image`` images: the backbone runs once
+    per image, and the step contrasts different targets in the same picture.
+    ``val_every`` > 0 validates only every that many steps (and at the end of a stage) instead
+    of at every checkpoint. ``time_budget_s`` > 0 ends each stage after that many seconds of training (a cosine schedule
+    then runs over the time, not the steps): for A/Bs at equal wall-clock time. A time-budgeted
+    stage is not resumed exactly (its schedule depends on the clock).
     """
 
     lr: float = 0.01
@@ -143,9 +190,27 @@ class TrainConfig:
     val_max_samples: int = 500
     log_every: int = 1
     channels_last: bool = True
+    optimizer: str = "sgd"
+    schedule: str = "step"
+    warmup_iters: int = 0
+    aux_weight: float = 0.0
+    precision: str = "auto"
+    expressions_per_image: int = 1
+    time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:
         """Check the values."""
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("precision", TRAIN_PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"TrainConfig.{name} must be one of {allowed}, got "
+                                  f"{getattr(self, name)!r}")
+        if self.warmup_iters < 0 or self.aux_weight < 0:
+            raise ConfigError("TrainConfig.warmup_iters and aux_weight must be >= 0")
+        per_image = self.expressions_per_image
+        if per_image < 1 or self.batch_size % per_image:
+            raise ConfigError(f"TrainConfig.expressions_per_image ({per_image}) must be >= 1 "
+                              f"and divide batch_size ({self.batch_size})")
         for name in ("lr", "batch_size", "lr_decay_step"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")

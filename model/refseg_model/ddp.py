@@ -110,3 +110,41 @@ class ResumableBatchSampler:
             for b in range(offset, self.batches_per_epoch):
                 yield indices[b * self.batch_size:(b + 1) * self.batch_size]
             epoch, offset = epoch + 1, 0
+
+
+class GroupedBatchSampler(ResumableBatchSampler):
+    """Endless batches of ``images_per_batch`` images x ``per_image`` samples of each.
+
+    ``groups`` lists the dataset indices of each image's samples (its regions' expressions).
+    Images are shuffled per epoch as :class:`ResumableBatchSampler` shuffles samples; the
+    ``per_image`` samples of an image are drawn without replacement when it has enough (with
+    replacement otherwise) from a generator seeded by ``(seed, epoch, image)``. The network then
+    runs its backbone once per image for several expressions (``image_index``), and each step
+    sees the same picture with different targets.
+    """
+
+    def __init__(self, groups: list[list[int]], images_per_batch: int, per_image: int,
+                 seed: int, rank: int = 0, world_size: int = 1, start_step: int = 0) -> None:
+        """Describe the batches; no data is read."""
+        if per_image < 1:
+            raise ValueError(f"per_image must be >= 1, got {per_image}")
+        self.groups = [list(g) for g in groups if g]
+        super().__init__(len(self.groups), images_per_batch, seed, rank, world_size,
+                         start_step)
+        self.per_image = per_image
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """Yield lists of ``images_per_batch * per_image`` indices forever."""
+        for step, images in enumerate(super().__iter__(), start=self.start_step):
+            epoch = self.epoch_of(step)
+            batch = []
+            for image in images:
+                group = self.groups[image]
+                rng = torch.Generator().manual_seed(hash((self.seed, epoch, image)) % 2**62)
+                if len(group) >= self.per_image:
+                    picks = torch.randperm(len(group), generator=rng)[:self.per_image]
+                else:
+                    picks = torch.randint(len(group), (self.per_image,), generator=rng)
+                batch += [group[int(i)] for i in picks]
+            yield batch

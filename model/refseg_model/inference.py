@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, model_config_of, model_from_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    calibrated_threshold,
+    load_checkpoint,
+    model_config_of,
+    model_from_checkpoint,
+)
 from .config import ModelConfig
+
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -90,9 +98,12 @@ class Segmenter:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
-                        threshold: float = 0.5, precision: str = "fp32",
+                        threshold: float | None = None, precision: str = "fp32",
                         channels_last: bool = False) -> Segmenter:
-        """Load a checkpoint written by ``refseg-train`` (raises ``CheckpointError``)."""
+        """Load a checkpoint written by ``refseg-train`` (raises ``CheckpointError``).
+
+        ``threshold`` ``None`` takes the checkpoint's calibrated threshold, else 0.5.
+        """
         from .text import Vocabulary
 
         path = Path(path)
@@ -104,6 +115,9 @@ class Segmenter:
         model = model_from_checkpoint(payload, path)
         config = model_config_of(payload, path)
         vocabulary = Vocabulary.from_list(payload["vocabulary"])
+        if threshold is None:
+            stored = calibrated_threshold(payload)
+            threshold = DEFAULT_THRESHOLD if stored is None else stored
         return cls(model, vocabulary, config, stage=payload["stage"], device=device,
                    threshold=threshold, precision=precision, channels_last=channels_last)
 
@@ -125,7 +139,7 @@ class Segmenter:
             raise ValueError(f"image must have dtype uint8 (HxWx3 RGB), got {rgb.dtype}")
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
             raise ValueError(f"image must be HxWx3 RGB, got shape {rgb.shape}")
-        boxed, meta = letterbox(rgb, self.config.input_size)
+        boxed, meta = letterbox(rgb, self.config.input_size, self.config.input_h)
         return normalize(boxed), meta
 
     # -- prediction -----------------------------------------------------------------------
@@ -172,5 +186,6 @@ class Segmenter:
 
     def __repr__(self) -> str:
         """Show backbone, stage and device."""
-        return (f"Segmenter({self.config.backbone}, input {self.config.input_size}, "
+        return (f"Segmenter({self.config.backbone}, input {self.config.input_h}x"
+                f"{self.config.input_size}, "
                 f"stage={self.stage}, device={self.device}, {self.numeric_path.name})")

@@ -110,6 +110,46 @@ class Classifier(nn.Module):
         return self.mlp2(F.relu(self.mlp1(features)))
 
 
+def _conv3x3_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class SkipDecoder(nn.Module):
+    """Refine the coarse response map with the backbone's stride-4 and stride-2 features.
+
+    The classifier's hidden map (text-conditioned, at the output stride) is reduced to ``dim``
+    channels, upsampled to stride 4 and concatenated with the backbone's stride-4 features, a
+    3x3 convolution mixes them; the same again at stride 2 (``dim / 2`` channels); a 1x1
+    convolution gives a correction added to the bilinearly upsampled response map, and the
+    sum is upsampled bilinearly to the input size. The correction starts at zero, so an
+    untrained decoder reproduces the bilinear upsampling of the coarse map.
+    """
+
+    def __init__(self, hidden_dim: int, skip_channels: dict[int, int], dim: int) -> None:
+        """Build the layers for ``skip_channels`` = ``{4: C4, 2: C2}``."""
+        super().__init__()
+        self.reduce = nn.Sequential(nn.Conv2d(hidden_dim, dim, 1), nn.ReLU(inplace=True))
+        self.refine4 = _conv3x3_bn_relu(dim + skip_channels[4], dim)
+        self.refine2 = _conv3x3_bn_relu(dim + skip_channels[2], dim // 2)
+        self.out = nn.Conv2d(dim // 2, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @staticmethod
+    def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, hidden: torch.Tensor, coarse: torch.Tensor,
+                skips: dict[int, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Return B x 1 x H x W logits at the input ``size``."""
+        x = self.reduce(hidden)
+        x = self.refine4(torch.cat([self._up(x, skips[4]), skips[4]], dim=1))
+        x = self.refine2(torch.cat([self._up(x, skips[2]), skips[2]], dim=1))
+        logits = self.out(x) + self._up(coarse, x)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
 class TextObjSegModel(nn.Module):
     """Segmentation from a natural language expression (Hu, Rohrbach, Darrell, 2016)."""
 
@@ -125,7 +165,17 @@ class TextObjSegModel(nn.Module):
         product = cfg.feat_dim if cfg.fusion == "concat_product" else 0
         self.classifier = Classifier(cfg.feat_dim + cfg.spatial_channels + cfg.text_dim + product,
                                      cfg.cls_dim)
-        self.upsample = BilinearDeconv(cfg.stride)
+        if cfg.decoder == "skip":
+            taps = {stride: channels for stride, channels in self.backbone.taps.values()}
+            if 4 not in taps or 2 not in taps or cfg.stride < 8:
+                raise ConfigError(f"decoder skip needs backbone features at strides 4 and 2 and "
+                                  f"an output stride >= 8; {cfg.backbone} at stride {cfg.stride} "
+                                  f"has {sorted(taps)}")
+            self.decoder = SkipDecoder(cfg.cls_dim, taps, cfg.decoder_dim)
+            self.upsample = None
+        else:
+            self.decoder = None
+            self.upsample = BilinearDeconv(cfg.stride)
         if cfg.freeze_backbone:
             for param in self.backbone.body.parameters():
                 param.requires_grad_(False)
@@ -137,22 +187,40 @@ class TextObjSegModel(nn.Module):
             self.backbone.body.eval()
         return self
 
-    def _check_inputs(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
+    def _check_inputs(self, images: torch.Tensor, tokens: torch.Tensor,
+                      image_index: torch.Tensor | None = None) -> None:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be B x 3 x H x W, got shape {tuple(images.shape)}")
         height, width = images.shape[-2:]
         if height % self.stride or width % self.stride:
             raise ValueError(f"image size {height}x{width} is not a multiple of the stride "
-                             f"{self.stride}; letterbox it to {self.config.input_size}x"
+                             f"{self.stride}; letterbox it to {self.config.input_h}x"
                              f"{self.config.input_size} (refseg_model.preprocess.letterbox)")
-        if tokens.dim() != 2 or tokens.shape[0] != images.shape[0]:
+        if image_index is not None:
+            if image_index.shape != tokens.shape[:1] or tokens.dim() != 2:
+                raise ValueError(f"image_index must have one entry per expression: tokens "
+                                 f"{tuple(tokens.shape)}, image_index "
+                                 f"{tuple(image_index.shape)}")
+        elif tokens.dim() != 2 or tokens.shape[0] != images.shape[0]:
             raise ValueError(f"tokens must be B x T with B = {images.shape[0]}, got shape "
                              f"{tuple(tokens.shape)}")
 
-    def response_map(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Return the coarse response map logits, B x 1 x H/s x W/s."""
-        self._check_inputs(images, tokens)
-        visual = F.normalize(self.backbone(images), dim=1)
+    def response_map(self, images: torch.Tensor, tokens: torch.Tensor,
+                     image_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the coarse response map logits, B x 1 x H/s x W/s.
+
+        ``image_index`` (B longs) pairs expression ``b`` with image ``image_index[b]``: the
+        backbone runs once per image however many expressions refer into it.
+        """
+        self._check_inputs(images, tokens, image_index)
+        features = self.backbone(images)
+        if image_index is not None:
+            features = features[image_index]
+        return self.classifier(self._fused(features, tokens))
+
+    def _fused(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Return [visual, spatial, tiled text (, visual * text)] at each location."""
+        visual = F.normalize(features, dim=1)
         batch, _, height, width = visual.shape
         parts = [visual]
         if self.config.spatial_channels:
@@ -163,17 +231,34 @@ class TextObjSegModel(nn.Module):
         if self.config.fusion == "concat_product":
             # Both vectors are unit length, so each product term is ~1/D: scale it back to ~1.
             parts.append(visual * text * visual.shape[1])
-        return self.classifier(torch.cat(parts, dim=1))
+        return torch.cat(parts, dim=1)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, *,
-                stage: str = "highres") -> torch.Tensor:
-        """Return logits: ``lowres`` B x 1 x H/s x W/s, ``highres`` B x 1 x H x W."""
+                stage: str = "highres", return_coarse: bool = False,
+                image_index: torch.Tensor | None = None):
+        """Return logits: ``lowres`` B x 1 x H/s x W/s, ``highres`` B x 1 x H x W.
+
+        With ``return_coarse`` (stage ``highres``), return ``(highres, coarse)`` logits: the
+        coarse response map too, for deep supervision. ``image_index``: as in
+        :meth:`response_map` (B is then the number of expressions).
+        """
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
-        coarse = self.response_map(images, tokens)
-        if stage == "lowres":
-            return coarse
-        return self.upsample(coarse)
+        if stage == "lowres" or self.decoder is None:
+            coarse = self.response_map(images, tokens, image_index)
+            if stage == "lowres":
+                return coarse
+            fine = self.upsample(coarse)
+        else:
+            self._check_inputs(images, tokens, image_index)
+            features, skips = self.backbone.forward_with_skips(images)
+            if image_index is not None:
+                features = features[image_index]
+                skips = {stride: x[image_index] for stride, x in skips.items()}
+            hidden = F.relu(self.classifier.mlp1(self._fused(features, tokens)))
+            coarse = self.classifier.mlp2(hidden)
+            fine = self.decoder(hidden, coarse, skips, images.shape[-2:])
+        return (fine, coarse) if return_coarse else fine
 
     def predict_logits(self, images: torch.Tensor, tokens: torch.Tensor, *,
                        stage: str = "highres") -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Image preprocessing shared by training, evaluation and inference.
 
 As in the released code of the paper (``util/im_processing.py`` of ``ronghanghu/text_objseg``,
-``resize_and_pad``): an image is resized keeping its aspect ratio so its longer side is ``size``,
-then **centred** on a ``size x size`` canvas of zeros (the padding is split evenly, the extra pixel
+``resize_and_pad``): an image is resized keeping its aspect ratio so it fits a ``size x size``
+canvas (or a ``size_h x size`` one: an input of the camera's aspect wastes nothing on padding),
+then **centred** on that canvas of zeros (the padding is split evenly, the extra pixel
 going to the bottom / right). Predictions are mapped back by cropping the content and resizing it
 to the original height and width (``resize_and_crop`` there). Pixels are RGB with the ImageNet mean
 (123.68, 116.779, 103.939) subtracted, no scaling. Resizing uses OpenCV.
@@ -20,7 +21,11 @@ RGB_MEAN = (123.68, 116.779, 103.939)
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Where an image went on the square network input, to undo it on a response map."""
+    """Where an image went on the network input, to undo it on a response map.
+
+    The canvas is ``size_h x size`` (height x width); ``size_h`` equals ``size`` for the square
+    input of the paper.
+    """
 
     orig_h: int
     orig_w: int
@@ -30,23 +35,39 @@ class Letterbox:
     size: int
     pad_top: int
     pad_left: int
+    size_h: int = 0
+
+    def __post_init__(self) -> None:
+        """Default ``size_h`` to ``size`` (a square canvas)."""
+        if not self.size_h:
+            object.__setattr__(self, "size_h", self.size)
 
     @classmethod
-    def compute(cls, orig_h: int, orig_w: int, size: int) -> Letterbox:
-        """Lay out an ``orig_h x orig_w`` image on a ``size x size`` canvas (released code)."""
+    def compute(cls, orig_h: int, orig_w: int, size: int, size_h: int | None = None
+                ) -> Letterbox:
+        """Lay out an ``orig_h x orig_w`` image on a ``size_h x size`` canvas (released code).
+
+        ``size_h`` defaults to ``size``: the square canvas of the paper.
+        """
+        size_h = size if size_h is None else size_h
         if orig_h < 1 or orig_w < 1:
             raise ValueError(f"image must be at least 1x1, got {orig_h}x{orig_w}")
-        if size < 1:
-            raise ValueError(f"input size must be >= 1, got {size}")
-        scale = min(size / orig_h, size / orig_w)
-        new_h = min(size, max(1, int(round(orig_h * scale))))
+        if size < 1 or size_h < 1:
+            raise ValueError(f"input size must be >= 1, got {size_h}x{size}")
+        scale = min(size_h / orig_h, size / orig_w)
+        new_h = min(size_h, max(1, int(round(orig_h * scale))))
         new_w = min(size, max(1, int(round(orig_w * scale))))
         return cls(orig_h, orig_w, scale, new_h, new_w, size,
-                   (size - new_h) // 2, (size - new_w) // 2)
+                   (size_h - new_h) // 2, (size - new_w) // 2, size_h)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The canvas as (height, width)."""
+        return self.size_h, self.size
 
     def valid(self) -> np.ndarray:
-        """Return a ``size x size`` bool map, True on the image content (False on padding)."""
-        out = np.zeros((self.size, self.size), dtype=bool)
+        """Return a canvas-sized bool map, True on the image content (False on padding)."""
+        out = np.zeros(self.shape, dtype=bool)
         out[self.pad_top:self.pad_top + self.new_h, self.pad_left:self.pad_left + self.new_w] = True
         return out
 
@@ -72,28 +93,30 @@ def _resize(array: np.ndarray, h: int, w: int, interpolation: int | None = None)
     return cv2.resize(array, (w, h), interpolation=interpolation)
 
 
-def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """Resize ``rgb`` (HxWx3 uint8) keeping aspect and centre it on a zero ``size x size`` canvas.
+def letterbox(rgb: np.ndarray, size: int, size_h: int | None = None
+              ) -> tuple[np.ndarray, Letterbox]:
+    """Resize ``rgb`` (HxWx3 uint8) keeping aspect and centre it on a zero canvas.
 
-    Returns the ``size x size x 3`` uint8 image and the :class:`Letterbox` to undo it. Shrinking
-    uses area interpolation, enlarging bilinear.
+    The canvas is ``size x size``, or ``size_h x size`` when ``size_h`` is given. Returns the
+    canvas-sized x 3 uint8 image and the :class:`Letterbox` to undo it. Shrinking uses area
+    interpolation, enlarging bilinear.
     """
     _check_image(rgb)
-    meta = Letterbox.compute(rgb.shape[0], rgb.shape[1], size)
-    out = np.zeros((size, size, 3), dtype=np.uint8)
+    meta = Letterbox.compute(rgb.shape[0], rgb.shape[1], size, size_h)
+    out = np.zeros((*meta.shape, 3), dtype=np.uint8)
     resized = _resize(np.ascontiguousarray(rgb), meta.new_h, meta.new_w)
     out[meta.pad_top:meta.pad_top + meta.new_h, meta.pad_left:meta.pad_left + meta.new_w] = resized
     return out, meta
 
 
-def letterbox_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Lay out an HxW mask like :func:`letterbox` does its image (nearest neighbour): bool SxS."""
+def letterbox_mask(mask: np.ndarray, size: int, size_h: int | None = None) -> np.ndarray:
+    """Lay out an HxW mask like :func:`letterbox` does its image (nearest neighbour): bool."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected an HxW mask, got shape {mask.shape}")
-    meta = Letterbox.compute(mask.shape[0], mask.shape[1], size)
+    meta = Letterbox.compute(mask.shape[0], mask.shape[1], size, size_h)
     resized = _resize(mask.astype(np.uint8), meta.new_h, meta.new_w, cv2.INTER_NEAREST)
-    out = np.zeros((size, size), dtype=bool)
+    out = np.zeros(meta.shape, dtype=bool)
     out[meta.pad_top:meta.pad_top + meta.new_h,
         meta.pad_left:meta.pad_left + meta.new_w] = resized > 0
     return out
@@ -107,13 +130,13 @@ def normalize(image: np.ndarray, mean: tuple[float, float, float] = RGB_MEAN) ->
 
 
 def unletterbox(map2d: np.ndarray, meta: Letterbox) -> np.ndarray:
-    """Map a ``size x size`` response map back to ``orig_h x orig_w`` (float32).
+    """Map a canvas-sized response map back to ``orig_h x orig_w`` (float32).
 
     The content area is cropped out and resized bilinearly; threshold the result afterwards.
     """
     map2d = np.asarray(map2d)
-    if map2d.shape != (meta.size, meta.size):
-        raise ValueError(f"expected a {meta.size}x{meta.size} map, got shape {map2d.shape}")
+    if map2d.shape != meta.shape:
+        raise ValueError(f"expected a {meta.size_h}x{meta.size} map, got shape {map2d.shape}")
     content = map2d[meta.pad_top:meta.pad_top + meta.new_h,
                     meta.pad_left:meta.pad_left + meta.new_w].astype(np.float32)
     return _resize(np.ascontiguousarray(content), meta.orig_h, meta.orig_w, cv2.INTER_LINEAR)

@@ -19,6 +19,7 @@ Launched by ``torchrun``, training is data parallel (``gloo`` on CPU, ``nccl`` o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .checkpoint import (
@@ -44,6 +46,7 @@ from .checkpoint import (
 from .config import STAGES, ModelConfig, RunConfig, TrainConfig, load_config, save_config
 from .ddp import (
     DistInfo,
+    GroupedBatchSampler,
     ResumableBatchSampler,
     all_reduce_mean,
     barrier,
@@ -76,13 +79,25 @@ def build_datasets(args: argparse.Namespace, cfg: ModelConfig, stage: str, vocab
         source = open_source(args.dataset, args.data_root, args.split, on_error=args.on_error)
     label = "coarse" if stage == "lowres" else "full"
     return RefSegDataset(source, vocab, cfg.input_size, label=label, stride=cfg.stride,
-                         max_len=cfg.max_len)
+                         max_len=cfg.max_len, input_height=cfg.input_h)
 
 
 def make_loader(dataset, tcfg: TrainConfig, info: DistInfo, start_step: int) -> DataLoader:
-    """Return an endless loader whose batch order depends only on (seed, epoch, step)."""
-    sampler = ResumableBatchSampler(len(dataset), tcfg.batch_size, tcfg.seed, info.rank,
-                                    info.world_size, start_step)
+    """Return an endless loader whose batch order depends only on (seed, epoch, step).
+
+    With ``expressions_per_image`` > 1 each batch groups that many samples of each image.
+    """
+    per_image = tcfg.expressions_per_image
+    if per_image > 1:
+        by_image: dict[str, list[int]] = {}
+        for index, sample in enumerate(dataset.source.samples):
+            by_image.setdefault(sample.image_id, []).append(index)
+        sampler = GroupedBatchSampler(list(by_image.values()), tcfg.batch_size // per_image,
+                                      per_image, tcfg.seed, info.rank, info.world_size,
+                                      start_step)
+    else:
+        sampler = ResumableBatchSampler(len(dataset), tcfg.batch_size, tcfg.seed, info.rank,
+                                        info.world_size, start_step)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
                       pin_memory=info.device.type == "cuda",
                       persistent_workers=False)
@@ -100,15 +115,90 @@ def criterion(logits: torch.Tensor, labels: torch.Tensor, tcfg: TrainConfig) -> 
     return loss
 
 
-def learning_rate_factor(tcfg: TrainConfig, step: int) -> float:
-    """Return the staircase decay factor at ``step`` of a stage."""
+def learning_rate_factor(tcfg: TrainConfig, step: int, total: int | None = None,
+                         fraction: float | None = None) -> float:
+    """Return the learning-rate factor at ``step`` (0-based) of a stage of ``total`` steps.
+
+    A linear warm-up over ``warmup_iters``, then the staircase decay (``schedule: step``) or a
+    cosine from 1 to 0 over the rest of the stage (``schedule: cosine``, needs ``total``, or
+    ``fraction``: the part of a time budget used so far).
+    """
+    if step < tcfg.warmup_iters:
+        return (step + 1) / tcfg.warmup_iters
+    if tcfg.schedule == "cosine":
+        if fraction is None:
+            if total is None:
+                raise ValueError("schedule cosine needs the stage's total number of steps")
+            fraction = (step - tcfg.warmup_iters) / max(1, total - tcfg.warmup_iters)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
     return tcfg.lr_decay_rate ** (step // tcfg.lr_decay_step)
 
 
-def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig) -> torch.optim.SGD:
-    """Return SGD with momentum; weight decay on weights only."""
+def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig) -> torch.optim.Optimizer:
+    """Return SGD with momentum or AdamW (``tcfg.optimizer``); weight decay on weights only."""
     groups = parameter_groups(model, tcfg.weight_decay, tcfg.backbone_lr_mult, tcfg.lr)
+    if tcfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=tcfg.lr)
     return torch.optim.SGD(groups, lr=tcfg.lr, momentum=tcfg.momentum)
+
+
+def training_precision(precision: str, device: torch.device) -> str:
+    """Resolve ``TrainConfig.precision`` for ``device``: ``fp32``, ``bf16`` or ``fp16``.
+
+    ``auto`` is bf16 on CUDA (fp16 where the GPU lacks bf16) and on CPUs with AMX tiles,
+    float32 elsewhere. On a CPU with AVX-512 BF16 but no AMX, oneDNN's bf16 convolution
+    *backward* measured 2.7x slower than float32 (Intel Xeon, 2 cores, 2026-12-01: the
+    default's training step 0.79 s fp32 against 2.1 s bf16), and emulated bf16 (AVX2 only) is
+    slower still, so training stays float32 there (inference, forward only, is another matter:
+    ``refseg_model.fastpath``).
+    """
+    if precision != "auto":
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    mkldnn_bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    return "bf16" if cpu_has_amx() and mkldnn_bf16() else "fp32"
+
+
+def cpu_has_amx() -> bool:
+    """Tell whether this CPU has AMX bf16 tiles (``amx_bf16`` in ``/proc/cpuinfo``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            return "amx_bf16" in handle.read().split()
+    except OSError:
+        return False
+
+
+def autocast_context(precision: str, device: torch.device):
+    """Return the autocast context of a resolved training ``precision`` (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def unique_images(image_ids: list[str]) -> tuple[list[int], torch.Tensor]:
+    """Return the batch rows of each distinct image (first occurrence) and each row's image.
+
+    ``images[rows][image_index]`` equals ``images``: the backbone runs on ``images[rows]``.
+    """
+    slots: dict[str, int] = {}
+    rows: list[int] = []
+    index = []
+    for row, image_id in enumerate(image_ids):
+        if image_id not in slots:
+            slots[image_id] = len(rows)
+            rows.append(row)
+        index.append(slots[image_id])
+    return rows, torch.tensor(index, dtype=torch.long)
+
+
+def coarse_targets(labels: torch.Tensor, stride: int) -> torch.Tensor:
+    """Return the coarse labels of full-resolution ``labels`` (B x H x W): any pixel = 1."""
+    return F.max_pool2d(labels.unsqueeze(1), kernel_size=stride, stride=stride,
+                        ceil_mode=True).squeeze(1)
 
 
 def rng_state() -> dict[str, Any]:
@@ -255,6 +345,7 @@ def evaluate_hook(model: torch.nn.Module, cfg: ModelConfig, vocab, stage: str, s
 def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConfig,
                     cfg: ModelConfig, vocab, files: RunFiles, info: DistInfo, *,
                     start_step: int = 0, optimizer_state: dict | None = None,
+                    start_elapsed: float = 0.0,
                     best_val: float | None = None, val_source=None,
                     stage_index: int = 0) -> float | None:
     """Train ``model`` for the iterations of ``stage``, writing checkpoints; return best val IoU."""
@@ -281,7 +372,8 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
     def save(step: int) -> None:
         nonlocal best_val
         val = None
-        if val_source is not None and info.is_main:
+        due = not tcfg.val_every or step % tcfg.val_every == 0 or step == total
+        if val_source is not None and info.is_main and due:
             val = evaluate_hook(model, cfg, vocab, stage, val_source, info.device,
                                 tcfg.val_max_samples)
             pending.append({"stage": stage, "step": step,
@@ -295,6 +387,7 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
             if improved:
                 best_val = val["overall_iou"]
             state = {"stage_index": stage_index, "step": step, "optimizer": optimizer.state_dict(),
+                     "elapsed_s": time.perf_counter() - started,
                      "rng": rng_state(), "train_config": tcfg.to_dict(), "best_val": best_val,
                      "world_size": info.world_size}
             payload = make_payload(model, cfg, vocab.to_list(), stage, state)
@@ -306,19 +399,41 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
             files.write_loss_curve()
         barrier(info)
 
+    precision = training_precision(tcfg.precision, info.device)
+    aux = stage == "highres" and tcfg.aux_weight > 0
+    if info.is_main and start_step < total:
+        progress.write(f"[{stage}] numeric path: {precision} (precision {tcfg.precision!r} on "
+                       f"{info.device.type}), optimizer {tcfg.optimizer}, schedule "
+                       f"{tcfg.schedule}")
     step = start_step
     tick = time.perf_counter()
+    started = tick - start_elapsed  # a resumed time-budgeted stage keeps its clock
+    budget = tcfg.time_budget_s
     while step < total:
+        fraction = (time.perf_counter() - started) / budget if budget else None
+        if fraction is not None and fraction >= 1.0:
+            progress.write(f"[{stage}] time budget of {budget:.0f} s used up at step {step}")
+            total = step
+            save(step)
+            break
         batch = next(batches)
-        factor = learning_rate_factor(tcfg, step)
+        factor = learning_rate_factor(tcfg, step, total, fraction)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
-        images = batch["image"].to(info.device, non_blocking=True).contiguous(
+        rows, image_index = unique_images(list(batch["image_id"]))
+        images = batch["image"][rows].to(info.device, non_blocking=True).contiguous(
             memory_format=memory_format)
         tokens = batch["tokens"].to(info.device, non_blocking=True)
         labels = batch["mask"].to(info.device, non_blocking=True)
-        logits = module(images, tokens, stage=stage)
-        loss = criterion(logits, labels, tcfg)
+        shared = len(rows) < len(image_index)
+        with autocast_context(precision, info.device):
+            output = module(images, tokens, stage=stage, return_coarse=aux,
+                            image_index=image_index.to(info.device) if shared else None)
+        logits, coarse = output if aux else (output, None)
+        loss = criterion(logits.float(), labels, tcfg)
+        if coarse is not None:
+            loss = loss + tcfg.aux_weight * weighted_logistic_loss(
+                coarse.float(), coarse_targets(labels, cfg.stride), tcfg.w_fg, tcfg.w_bg)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{stage} step {step + 1}: loss is {loss.item()}; lower "
                                      "--lr or enable grad_clip")
@@ -330,10 +445,11 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
         step += 1
         now = time.perf_counter()
         loss_value = all_reduce_mean(float(loss.item()), info)
-        img_per_s = images.shape[0] * info.world_size / max(now - tick, 1e-9)
+        img_per_s = tokens.shape[0] * info.world_size / max(now - tick, 1e-9)
         tick = now
         if step % tcfg.log_every == 0 or step == total:
             pending.append({"stage": stage, "step": step, "loss": loss_value,
+                            "elapsed_s": round(time.perf_counter() - started, 2),
                             "lr": tcfg.lr * factor, "img_per_s": round(img_per_s, 2),
                             "time": time.time()})
         progress.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{img_per_s:.1f}")
@@ -360,7 +476,8 @@ def resolve_run_config(args: argparse.Namespace) -> RunConfig:
         model.freeze_backbone = args.freeze_backbone
     overrides = {"batch_size": "batch_size", "lr": "lr", "workers": "workers", "seed": "seed",
                  "checkpoint_every": "checkpoint_every", "lowres_iters": "lowres_iters",
-                 "highres_iters": "highres_iters"}
+                 "highres_iters": "highres_iters", "precision": "precision",
+                 "time_budget_s": "time_budget_s"}
     for arg_name, field_name in overrides.items():
         value = getattr(args, arg_name, None)
         if value is not None:
@@ -428,6 +545,7 @@ def _main(args: argparse.Namespace, info: DistInfo, open_source) -> int:
 
     # where to start
     start_stage, start_step, optimizer_state, best_val = 0, 0, None, None
+    start_elapsed = 0.0
     if resume_payload is not None:
         state = resume_payload["train_state"]
         model = model_from_checkpoint(resume_payload, last)
@@ -437,10 +555,12 @@ def _main(args: argparse.Namespace, info: DistInfo, open_source) -> int:
                                   f"{args.stage}")
         start_stage, start_step = stages.index(done_stage), int(state["step"])
         optimizer_state, best_val = state["optimizer"], state.get("best_val")
+        start_elapsed = float(state.get("elapsed_s", 0.0))
         set_rng_state(state["rng"])
         files.truncate_metrics(STAGES.index(done_stage), start_step)
         if start_step >= tcfg.stage_iters(done_stage):
             start_stage, start_step, optimizer_state = start_stage + 1, 0, None
+            start_elapsed = 0.0
     elif getattr(args, "init", None):
         init_payload = load_checkpoint(args.init)
         model = model_from_checkpoint(init_payload, args.init)
@@ -456,7 +576,8 @@ def _main(args: argparse.Namespace, info: DistInfo, open_source) -> int:
     if info.is_main:
         save_config(RunConfig(cfg, tcfg), files.dir / "config.yaml")
         print(f"refseg-train: {args.dataset} {args.split} ({len(train_source)} samples, "
-              f"vocabulary {len(vocab)} words), {cfg.backbone} {cfg.input_size}px, stages "
+              f"vocabulary {len(vocab)} words), {cfg.backbone} {cfg.input_h}x{cfg.input_size}px, "
+              f"stages "
               f"{stages[start_stage:]}, {info.world_size} process(es) on {info.device}, run "
               f"folder {files.dir}", flush=True)
 
@@ -465,9 +586,10 @@ def _main(args: argparse.Namespace, info: DistInfo, open_source) -> int:
         dataset = build_datasets(args, cfg, stage, vocab, train_source)
         best_val = train_one_stage(model, stage, dataset, tcfg, cfg, vocab, files, info,
                                    start_step=start_step, optimizer_state=optimizer_state,
+                                   start_elapsed=start_elapsed,
                                    best_val=best_val, val_source=val_source,
                                    stage_index=STAGES.index(stage))
-        start_step, optimizer_state = 0, None
+        start_step, optimizer_state, start_elapsed = 0, None, 0.0
     if info.is_main:
         message = f"refseg-train: done; checkpoint {last}"
         if best_val is not None and not math.isnan(best_val):

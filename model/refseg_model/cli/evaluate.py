@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-masks", type=Path, metavar="DIR",
                    help="write <sample_id>.png per sample (255 = predicted target)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threshold", type=float, default=0.5, help="foreground probability")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="foreground probability (default: the checkpoint's calibrated "
+                        "threshold, else 0.5)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only")
     p.add_argument("--baseline", choices=BASELINES,
                    help="evaluate a baseline instead of the model")
@@ -52,7 +54,8 @@ def _predictor(args: argparse.Namespace):
     if args.baseline:
         from refseg_model.baselines import baseline_predictor
 
-        return baseline_predictor(args.baseline, args.checkpoint, args.device, args.threshold)
+        return baseline_predictor(args.baseline, args.checkpoint, args.device,
+                                  0.5 if args.threshold is None else args.threshold)
     if args.checkpoint is None:
         raise ValueError("--checkpoint is required (or give --baseline whole-image)")
     from refseg_model.inference import Segmenter

@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--freeze-backbone", dest="freeze_backbone", action="store_true",
                         default=None, help="keep the convolutional layers fixed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--time-budget", dest="time_budget_s", type=float, default=None,
+                        help="seconds of training per stage (equal-time A/Bs; a cosine "
+                             "schedule then runs over the time)")
+    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
+                        help="numeric path of training (default: the config's, auto: bf16 "
+                             "autocast on CPUs with AVX-512 BF16 / AMX and on CUDA, else fp32)")
     return parser
 
 

@@ -187,20 +187,27 @@ class RefSegDataset(Dataset):
 
     def __init__(self, source: SampleSource, vocab: Vocabulary, input_size: int, *,
                  label: str = "full", stride: int = 32, on_error: str | None = None,
-                 max_len: int = MAX_LEN):
-        """Wrap ``source``; ``on_error`` defaults to the source's own policy."""
+                 max_len: int = MAX_LEN, input_height: int | None = None):
+        """Wrap ``source``; ``on_error`` defaults to the source's own policy.
+
+        The network input is ``input_size`` wide and ``input_height`` (default: ``input_size``)
+        high.
+        """
         if label not in ("full", "coarse"):
             raise ValueError(f"label must be 'full' or 'coarse', got {label!r}")
         if on_error is not None and on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if input_size % stride:
-            raise ValueError(f"input_size {input_size} must be a multiple of stride {stride}")
+        input_height = input_height or input_size
+        if input_size % stride or input_height % stride:
+            raise ValueError(f"input {input_height}x{input_size} must be a multiple of stride "
+                             f"{stride}")
         if len(source) == 0:
             raise DataError(f"no samples in {source.name} split {source.split!r} "
                             f"under {source.root}")
         self.source = source
         self.vocab = vocab
         self.input_size = input_size
+        self.input_height = input_height
         self.label = label
         self.stride = stride
         self.on_error = on_error or source.on_error
@@ -231,8 +238,8 @@ class RefSegDataset(Dataset):
         """Return the preprocessed sample ``index`` (or the next loadable one when skipping)."""
         index, image, mask = self._load(index)
         sample = self.source.samples[index]
-        boxed, meta = letterbox(image, self.input_size)
-        full = letterbox_mask(mask, self.input_size)
+        boxed, meta = letterbox(image, self.input_size, self.input_height)
+        full = letterbox_mask(mask, self.input_size, self.input_height)
         target = coarse_labels(full, self.stride) if self.label == "coarse" else full
         return {
             "image": torch.from_numpy(normalize(boxed)),
@@ -241,5 +248,6 @@ class RefSegDataset(Dataset):
             "mask": torch.from_numpy(target.astype(np.float32)),
             "valid": torch.from_numpy(meta.valid().astype(np.float32)),
             "sample_id": sample.sample_id,
+            "image_id": sample.image_id,
             "index": index,
         }
