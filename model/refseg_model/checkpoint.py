@@ -7,7 +7,7 @@ A checkpoint is a dict::
      "vocabulary": [str, ...],         # Vocabulary.to_list()
      "preprocessing": {...},           # input size, RGB mean, letterbox, max_len
      "state_dict": {name: tensor},
-     "stage": "lowres" | "highres",
+     "stage": "det" | "lowres" | "highres",
      "train_state": {...} | None}      # optimizer state, step, RNG states (training only)
 
 Only JSON-able values and tensors are stored, so ``torch.load(path, weights_only=True)`` reads
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .config import STAGES, ConfigError, ModelConfig
+from .config import CHECKPOINT_STAGES, ConfigError, ModelConfig
 
 FORMAT = "refseg-checkpoint"
 VERSION = 1
@@ -45,8 +45,8 @@ def preprocessing_dict(cfg: ModelConfig) -> dict[str, Any]:
 def make_payload(model: torch.nn.Module, cfg: ModelConfig, vocabulary: list[str], stage: str,
                  train_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Assemble a checkpoint dict for ``model`` (weights copied to the CPU)."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    if stage not in CHECKPOINT_STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {CHECKPOINT_STAGES}")
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     return {"format": FORMAT, "version": VERSION, "model_config": cfg.to_dict(),
@@ -138,7 +138,7 @@ def check_payload(payload: Any, path: str | Path = "<checkpoint>") -> None:
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the key(s) {missing}")
-    if payload["stage"] not in STAGES:
+    if payload["stage"] not in CHECKPOINT_STAGES:
         raise CheckpointError(f"{path} has unknown stage {payload['stage']!r}")
     if not isinstance(payload["state_dict"], dict) or not all(
             isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):

@@ -107,7 +107,8 @@ def learning_rate_factor(tcfg: TrainConfig, step: int) -> float:
 
 def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig) -> torch.optim.SGD:
     """Return SGD with momentum; weight decay on weights only."""
-    groups = parameter_groups(model, tcfg.weight_decay, tcfg.backbone_lr_mult, tcfg.lr)
+    groups = parameter_groups(model, tcfg.weight_decay, tcfg.backbone_lr_mult, tcfg.lr,
+                              embedding_decay=tcfg.embedding_weight_decay)
     return torch.optim.SGD(groups, lr=tcfg.lr, momentum=tcfg.momentum)
 
 
