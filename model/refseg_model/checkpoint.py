@@ -127,14 +127,24 @@ def read_payload(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return payload
 
 
+def check_header(payload: Any, path: str | Path, fmt: str, version: int, what: str,
+                 hint: str) -> None:
+    """Raise ``CheckpointError`` unless ``payload`` is a dict of format ``fmt``, ``version``.
+
+    ``what`` names the kind of file in the message ("a refseg checkpoint"); ``hint`` says how to
+    make one.
+    """
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise CheckpointError(f"{path} is not {what} (no 'format': {fmt!r}); {hint}")
+    if payload.get("version") != version:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; "
+                              f"this refseg_model reads version {version}")
+
+
 def check_payload(payload: Any, path: str | Path = "<checkpoint>") -> None:
     """Raise ``CheckpointError`` unless ``payload`` is a refseg checkpoint of this version."""
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a refseg checkpoint (no 'format': {FORMAT!r}); "
-                              "train one with refseg-train")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; "
-                              f"this refseg_model reads version {VERSION}")
+    check_header(payload, path, FORMAT, VERSION, "a refseg checkpoint",
+                 "train one with refseg-train")
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the key(s) {missing}")
