@@ -8,14 +8,18 @@ from pathlib import Path
 from refseg_model.data import DATASETS, REFER_DATASETS, DataSpec
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, split: str) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, *, split: str,
+                       dataset: str | None = None) -> None:
     """Add the data options to ``parser`` (``--split`` defaults to ``split``).
+
+    ``--dataset`` is required unless ``dataset`` gives its default.
 
     ``--dataset``, ``--data-root``, ``--split``, ``--on-error``, and the ``refer`` layout's
     ``--refer-dataset``, ``--split-by`` and ``--image-dir``.
     """
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", required=True, choices=DATASETS, help="dataset layout")
+    group.add_argument("--dataset", required=dataset is None, default=dataset, choices=DATASETS,
+                       help="dataset layout" + (f" (default: {dataset})" if dataset else ""))
     group.add_argument("--data-root", required=True, type=Path, help="dataset folder")
     group.add_argument("--split", default=split, help=f"split (default: {split})")
     group.add_argument("--on-error", default="skip", choices=("skip", "raise"),
