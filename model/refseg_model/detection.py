@@ -214,12 +214,12 @@ def build_box_samples(source: SampleSource, tcfg: TrainConfig, seed: int = 0
             iou = ious[key]
             pos = np.concatenate([np.array([gt[key]]), candidates[iou >= tcfg.det_pos_iou]])
             neg = candidates[iou < tcfg.det_neg_iou]
-            pos_parts.append(np.column_stack([np.full(len(pos), index), pos]))
-            neg_parts.append(np.column_stack([np.full(len(neg), index), neg]))
+            pos_parts.append(np.column_stack([np.full(len(pos), index), pos]).astype(np.int32))
+            neg_parts.append(np.column_stack([np.full(len(neg), index), neg]).astype(np.int32))
     if not pos_parts:
         raise DataError(f"no detection sample in {source.name} {source.split} under {root}")
-    positives = np.concatenate(pos_parts).astype(np.int64)
-    negatives = np.concatenate(neg_parts).astype(np.int64).reshape(-1, 5)
+    positives = np.concatenate(pos_parts)
+    negatives = np.concatenate(neg_parts).reshape(-1, 5)  # int32: ReferIt has millions
     keep = min(len(negatives), int(tcfg.det_neg_ratio * len(positives)))
     negatives = negatives[rng.choice(len(negatives), keep, replace=False)]
     rows = np.concatenate([positives, negatives])
