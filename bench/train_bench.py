@@ -25,7 +25,7 @@ def train_throughput(name: str, data_root, device: torch.device, batch: int, ste
                      log) -> dict:
     """Time ``steps`` training steps (after one warm-up step) of network ``name``."""
     net = load_network(name)
-    tcfg = load_config(net.preset).train
+    tcfg = load_config(net.preset).train.for_stage("highres")
     model = net.model.to(device).train()
     source = open_source("synthetic", data_root, "train")
     dataset = RefSegDataset(source, net.vocabulary, net.config.input_size, label="full",

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from refseg_model import Segmenter
-from refseg_model.data import open_source
+from refseg_model.cli.common import add_data_arguments, data_spec
 from refseg_model.metrics import intersection_union, sample_iou
 
 TILE_W, TILE_H, CAPTION = 256, 192, 22
@@ -27,9 +27,7 @@ def parse_args(argv=None):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--checkpoint', required=True)
-    p.add_argument('--dataset', default='synthetic')
-    p.add_argument('--data-root', required=True)
-    p.add_argument('--split', default='test')
+    add_data_arguments(p, split='test', dataset='synthetic')
     p.add_argument('--pool', type=int, default=300, help='samples scored to choose from')
     p.add_argument('--rows', type=int, default=12, help='samples drawn')
     p.add_argument('--failures', type=int, default=4, help='of which the lowest-IoU ones')
@@ -77,7 +75,7 @@ def main(argv=None) -> int:
     """Write the figure."""
     args = parse_args(argv)
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device)
-    source = open_source(args.dataset, args.data_root, args.split)
+    source = data_spec(args).open()
     samples = source.samples[:args.pool]
     results = []
     for sample in samples:

@@ -27,7 +27,7 @@ for run in tabletop tabletop_mobilenet tabletop_concat; do
 done
 
 # 3. The per-word baseline: one output per frequent word, multi-label logistic loss.
-[ -f runs/perword/perword.pt ] || python -m refseg_model.baselines train --dataset synthetic \
+[ -f runs/perword/perword.pt ] || python -m refseg_model.cli.baselines train --dataset synthetic \
     --data-root data/synth_train --split train --out runs/perword --config tabletop_mobilenet \
     --max-iters 300 --num-words 40 --batch-size 8
 

@@ -9,20 +9,21 @@
   mask: min probability >= threshold) or **union** (any word's mask: max probability >=
   threshold). An expression with no known word gets an empty mask.
 
-Train with ``python -m refseg_model.baselines train --dataset ... --data-root DIR --out RUN_DIR``;
-score with ``refseg-eval --baseline per-word-average --checkpoint RUN_DIR/perword.pt ...``.
+Train with ``refseg-baselines train --dataset ... --data-root DIR --out RUN_DIR`` (the command
+line is ``refseg_model.cli.baselines``); score with ``refseg-eval --baseline per-word-average
+--checkpoint RUN_DIR/perword.pt ...``. The device resolver, checkpoint reader and the skipping of
+bad samples are the package's own (``inference.resolve_device``, ``checkpoint.read_payload`` /
+``check_header``, ``data.base.first_loadable``).
 Per-word checkpoints hold plain tensors and JSON-able values only (``torch.load(...,
 weights_only=True)`` reads them) and are written atomically.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,9 +35,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from refseg_model.backbones import build_backbone
-from refseg_model.checkpoint import CheckpointError, read_payload, save_checkpoint
+from refseg_model.checkpoint import CheckpointError, check_header, read_payload, save_checkpoint
 from refseg_model.config import ModelConfig
-from refseg_model.data.base import DataError, SampleSource
+from refseg_model.data.base import DataError, SampleSource, first_loadable
+from refseg_model.inference import resolve_device
 from refseg_model.preprocess import RGB_MEAN, letterbox, letterbox_mask, normalize, unletterbox
 from refseg_model.text import tokenize
 
@@ -97,13 +99,9 @@ class PerWordDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         """Return image ``i`` with its per-word labels; when skipping, the next loadable one."""
-        for step in range(len(self.images)):
-            try:
-                return self._item((i + step) % len(self.images))
-            except DataError as exc:
-                self.source.problem("unloadable images", str(exc))  # raises with on_error=raise
-        raise DataError(f"no loadable image in {self.source.name} {self.source.split} under "
-                        f"{self.source.root}")
+        return first_loadable(len(self.images), i, self._item, self.source,
+                              on_skip=lambda _, exc: self.source.problem("unloadable images",
+                                                                         str(exc)))
 
     def _item(self, i: int) -> dict:
         _, regions = self.images[i]
@@ -151,12 +149,6 @@ def multilabel_logistic_loss(logits: torch.Tensor, labels: torch.Tensor,
     return (loss * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def train_per_word(source: SampleSource, cfg: ModelConfig, out: str | os.PathLike,
                    max_iters: int, *, num_words: int = 100, batch_size: int = 8,
                    lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0005,
@@ -169,7 +161,7 @@ def train_per_word(source: SampleSource, cfg: ModelConfig, out: str | os.PathLik
     if max_iters < 1:
         raise ValueError(f"max_iters must be >= 1, got {max_iters}")
     torch.manual_seed(seed)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     words = frequent_words(source.expressions(), num_words)
     if not words:
         raise DataError(f"no frequent word in the expressions of {source.name} {source.split}")
@@ -246,12 +238,8 @@ def load_per_word_checkpoint(path: str | os.PathLike) -> dict:
     """Read a per-word checkpoint safely; raise :class:`CheckpointError` saying what is wrong."""
     path = Path(path)
     payload = read_payload(path)  # missing, truncated, corrupt or pickled: CheckpointError
-    if not isinstance(payload, dict) or payload.get("format") != PERWORD_FORMAT:
-        raise CheckpointError(f"{path} is not a per-word baseline checkpoint (train one with "
-                              "python -m refseg_model.baselines train)")
-    if payload.get("version") != PERWORD_VERSION:
-        raise CheckpointError(f"{path}: per-word checkpoint version {payload.get('version')!r}, "
-                              f"expected {PERWORD_VERSION}")
+    check_header(payload, path, PERWORD_FORMAT, PERWORD_VERSION,
+                 "a per-word baseline checkpoint", "train one with refseg-baselines train")
     return payload
 
 
@@ -261,7 +249,7 @@ class PerWordSegmenter:
     def __init__(self, model: PerWordFCN, words: Sequence[str], device: str = "auto",
                  threshold: float = 0.5):
         """Wrap a trained :class:`PerWordFCN` and its word list."""
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.words = list(words)
         self.index = {w: k for k, w in enumerate(self.words)}
@@ -325,63 +313,6 @@ def baseline_predictor(name: str, checkpoint: str | os.PathLike | None = None,
         raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINES}")
     if checkpoint is None:
         raise ValueError(f"baseline {name} needs --checkpoint (a per-word checkpoint written by "
-                         "python -m refseg_model.baselines train)")
+                         "refseg-baselines train)")
     segmenter = PerWordSegmenter.from_checkpoint(checkpoint, device, threshold)
     return segmenter.predictor(name.removeprefix("per-word-"))
-
-
-# -- command line ----------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser of ``python -m refseg_model.baselines``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m refseg_model.baselines",
-        description="Train the per-word segmentation baseline (score it with refseg-eval "
-                    "--baseline per-word-average|per-word-intersection|per-word-union).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train the per-word FCN")
-    train.add_argument("--dataset", required=True, choices=("referit", "refer", "synthetic"))
-    train.add_argument("--data-root", required=True, type=Path)
-    train.add_argument("--split", default="train")
-    train.add_argument("--out", required=True, type=Path, help="run folder (perword.pt goes here)")
-    train.add_argument("--config", default="tabletop",
-                       help="preset name or YAML file; its 'model' section gives the backbone")
-    train.add_argument("--max-iters", type=int, default=1000)
-    train.add_argument("--num-words", type=int, default=100)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr", type=float, default=0.01)
-    train.add_argument("--device", default="auto")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--on-error", choices=("skip", "raise"), default="skip")
-    train.add_argument("--refer-dataset", default="refcoco", help="refer: dataset folder name")
-    train.add_argument("--split-by", default=None, help="refer: refs(<split_by>).p")
-    train.add_argument("--image-dir", type=Path, default=None, help="refer: image folder")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m refseg_model.baselines train ...``."""
-    from refseg_model.config import ConfigError, load_config
-    from refseg_model.data import open_source
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    kw = {}
-    if args.dataset == "refer":
-        kw = {"dataset": args.refer_dataset, "split_by": args.split_by,
-              "image_dir": args.image_dir}
-    try:
-        cfg = load_config(args.config).model
-        source = open_source(args.dataset, args.data_root, args.split, args.on_error, **kw)
-        result = train_per_word(source, cfg, args.out, args.max_iters, num_words=args.num_words,
-                                batch_size=args.batch_size, lr=args.lr, device=args.device,
-                                seed=args.seed)
-    except (ConfigError, DataError, CheckpointError, ValueError) as exc:
-        print(f"python -m refseg_model.baselines: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {result['checkpoint']} ({len(result['words'])} words, final loss "
-          f"{result['losses'][-1]:.4f})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ A checkpoint is a dict::
      "vocabulary": [str, ...],         # Vocabulary.to_list()
      "preprocessing": {...},           # input size, RGB mean, letterbox, max_len
      "state_dict": {name: tensor},
-     "stage": "lowres" | "highres",
+     "stage": "det" | "lowres" | "highres",
      "train_state": {...} | None}      # optimizer state, step, RNG states (training only)
 
 Only JSON-able values and tensors are stored, so ``torch.load(path, weights_only=True)`` reads
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .config import STAGES, ConfigError, ModelConfig
+from .config import CHECKPOINT_STAGES, ConfigError, ModelConfig
 
 FORMAT = "refseg-checkpoint"
 VERSION = 1
@@ -46,8 +46,8 @@ def preprocessing_dict(cfg: ModelConfig) -> dict[str, Any]:
 def make_payload(model: torch.nn.Module, cfg: ModelConfig, vocabulary: list[str], stage: str,
                  train_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Assemble a checkpoint dict for ``model`` (weights copied to the CPU)."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    if stage not in CHECKPOINT_STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {CHECKPOINT_STAGES}")
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     return {"format": FORMAT, "version": VERSION, "model_config": cfg.to_dict(),
@@ -144,18 +144,28 @@ def read_payload(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return payload
 
 
+def check_header(payload: Any, path: str | Path, fmt: str, version: int, what: str,
+                 hint: str) -> None:
+    """Raise ``CheckpointError`` unless ``payload`` is a dict of format ``fmt``, ``version``.
+
+    ``what`` names the kind of file in the message ("a refseg checkpoint"); ``hint`` says how to
+    make one.
+    """
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise CheckpointError(f"{path} is not {what} (no 'format': {fmt!r}); {hint}")
+    if payload.get("version") != version:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; "
+                              f"this refseg_model reads version {version}")
+
+
 def check_payload(payload: Any, path: str | Path = "<checkpoint>") -> None:
     """Raise ``CheckpointError`` unless ``payload`` is a refseg checkpoint of this version."""
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a refseg checkpoint (no 'format': {FORMAT!r}); "
-                              "train one with refseg-train")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; "
-                              f"this refseg_model reads version {VERSION}")
+    check_header(payload, path, FORMAT, VERSION, "a refseg checkpoint",
+                 "train one with refseg-train")
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the key(s) {missing}")
-    if payload["stage"] not in STAGES:
+    if payload["stage"] not in CHECKPOINT_STAGES:
         raise CheckpointError(f"{path} has unknown stage {payload['stage']!r}")
     if not isinstance(payload["state_dict"], dict) or not all(
             isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):

@@ -6,8 +6,14 @@ the model from the checkpoint alone. ``TrainConfig`` holds the optimisation sett
 (SGD with momentum, weight decay on weights only, step decay, loss weights) and is kept
 apart from the model configuration.
 
-Presets are YAML files in ``refseg_model/presets/``: ``paper`` (VGG-16 as in the paper),
-``tabletop`` (the light default model), and ``tiny`` (for tests).
+Presets are YAML files in ``refseg_model/presets/``: ``paper`` (VGG-16, trained as the released
+code trains it: see docs/REPRODUCING.md), ``tabletop`` (the shipped default),
+``tabletop_mobilenet``, ``tabletop_concat`` and ``tiny`` (for tests).
+
+Training runs in up to three stages, ``det`` (box crops, as the released code's detection model),
+``lowres`` (coarse labels) and ``highres`` (full resolution). ``TrainConfig.stages`` holds per-stage
+overrides of any ``TrainConfig`` field (loss weights, schedule, batch size, frozen layers);
+:meth:`TrainConfig.for_stage` resolves them into the configuration one stage trains with.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STAGES = ("lowres", "highres")
+TRAIN_STAGES = ("det", *STAGES)  # the order of a ``--stage all`` run
+CHECKPOINT_STAGES = TRAIN_STAGES  # a det checkpoint is scored like a lowres one
+BINARIZE = ("resize_then_threshold", "threshold_then_resize")
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
@@ -67,6 +76,14 @@ class ModelConfig:
             stride-4 and stride-2 features (``convnet`` only), its logits added to the
             upsampled response map.
         decoder_dim: Channels of the decoder at stride 4 (half of it at stride 2).
+        lstm_forget_bias: Initial bias of the LSTM's forget gate (the released code's
+            ``BasicLSTMCell`` adds 1.0; 0.0 keeps PyTorch's initialisation).
+        learned_pad: Whether ``<pad>`` has a learned embedding row (the released code's
+            ``embedding_lookup``); ``False`` pins it to zeros.
+        binarize: How a prediction becomes a mask at the original size.
+            ``"resize_then_threshold"``: probabilities resized, then >= threshold;
+            ``"threshold_then_resize"`` (the released test script): thresholded on the square
+            input, the 0/1 map resized bilinearly, every pixel > 0 foreground.
     """
 
     backbone: str = "mobilenet_v3_small"
@@ -87,9 +104,14 @@ class ModelConfig:
     input_height: int = 0
     decoder: str = "none"
     decoder_dim: int = 48
+    lstm_forget_bias: float = 0.0
+    learned_pad: bool = False
+    binarize: str = "resize_then_threshold"
 
     def __post_init__(self) -> None:
         """Check the values."""
+        if self.binarize not in BINARIZE:
+            raise ConfigError(f"unknown binarize {self.binarize!r}; choose one of {BINARIZE}")
         if self.backbone not in BACKBONES:
             raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
         if self.spatial not in SPATIAL_VARIANTS:
@@ -165,9 +187,21 @@ class TrainConfig:
     expressions of each of ``batch_size / expressions_per_image`` images: the backbone runs once
     per image, and the step contrasts different targets in the same picture.
     ``val_every`` > 0 validates only every that many steps (and at the end of a stage) instead
-    of at every checkpoint. ``time_budget_s`` > 0 ends each stage after that many seconds of training (a cosine schedule
-    then runs over the time, not the steps): for A/Bs at equal wall-clock time. A time-budgeted
-    stage is not resumed exactly (its schedule depends on the clock).
+    of at every checkpoint. ``time_budget_s`` > 0 ends each stage after that many seconds of
+    training (a cosine schedule then runs over the time, not the steps): for A/Bs at equal
+    wall-clock time. A time-budgeted stage is not resumed exactly (its schedule depends on the
+    clock).
+    Recipe fields (docs/REPRODUCING.md): ``embedding_weight_decay`` puts weight decay on the word
+    embedding too (the released code does not); ``freeze_head`` keeps the backbone's head (fc6-fc8
+    of VGG-16) fixed as well as the frozen body (the released detection stage). ``det_*`` set the
+    detection stage: box crops of ``det_crop_size`` pixels, positives the ground-truth box and
+    candidates with IoU >= ``det_pos_iou``, negatives candidates with IoU < ``det_neg_iou``,
+    ``det_neg_ratio`` negatives per positive; candidates are read from ``det_proposals`` (a folder
+    under the data root, one ``<image_id>.txt`` of ``xmin ymin xmax ymax`` rows per image, as the
+    released EdgeBoxes files) or, when it is missing, ``det_random_boxes`` random boxes per image
+    plus ``det_jitter_boxes`` jittered copies of each annotated box. ``det_released_init``
+    initialises the text encoder and classifier as the released detection script does.
+    ``stages`` maps a stage name to overrides of these fields for that stage.
     """
 
     lr: float = 0.01
@@ -197,9 +231,21 @@ class TrainConfig:
     precision: str = "auto"
     expressions_per_image: int = 1
     time_budget_s: float = 0.0
+    embedding_weight_decay: bool = True
+    freeze_head: bool = False
+    det_iters: int = 25000
+    det_crop_size: int = 224
+    det_pos_iou: float = 0.7
+    det_neg_iou: float = 1e-6
+    det_neg_ratio: float = 1.0
+    det_proposals: str = "referit_edgeboxes_top100"
+    det_random_boxes: int = 50
+    det_jitter_boxes: int = 10
+    det_released_init: bool = True
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Check the values."""
+        """Check the values (and that every per-stage override resolves)."""
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("precision", TRAIN_PRECISIONS)):
             if getattr(self, name) not in allowed:
@@ -211,22 +257,53 @@ class TrainConfig:
         if per_image < 1 or self.batch_size % per_image:
             raise ConfigError(f"TrainConfig.expressions_per_image ({per_image}) must be >= 1 "
                               f"and divide batch_size ({self.batch_size})")
-        for name in ("lr", "batch_size", "lr_decay_step"):
+        for name in ("lr", "batch_size", "lr_decay_step", "det_crop_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
-        for name in ("lowres_iters", "highres_iters", "workers", "checkpoint_every", "val_every"):
+        for name in ("det_iters", "lowres_iters", "highres_iters", "workers", "checkpoint_every",
+                     "val_every", "det_neg_ratio", "det_random_boxes", "det_jitter_boxes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.det_pos_iou <= 1.0 or not 0.0 < self.det_neg_iou <= self.det_pos_iou:
+            raise ConfigError(f"TrainConfig: need 0 < det_neg_iou <= det_pos_iou <= 1, got "
+                              f"{self.det_neg_iou} and {self.det_pos_iou}")
+        if not isinstance(self.stages, dict):
+            raise ConfigError(f"TrainConfig.stages must map stage names to overrides, got "
+                              f"{type(self.stages).__name__}")
+        for stage, overrides in self.stages.items():
+            if stage not in TRAIN_STAGES:
+                raise ConfigError(f"TrainConfig.stages: unknown stage {stage!r}; choose from "
+                                  f"{TRAIN_STAGES}")
+            if not isinstance(overrides, dict) or "stages" in overrides:
+                raise ConfigError(f"TrainConfig.stages.{stage} must be a mapping of train "
+                                  "fields (without 'stages')")
+            if overrides:
+                self.for_stage(stage)
+
+    def for_stage(self, stage: str) -> TrainConfig:
+        """Return the configuration ``stage`` trains with: this one with its overrides applied.
+
+        The result has no ``stages`` of its own; an unknown key raises :class:`ConfigError`.
+        """
+        if stage not in TRAIN_STAGES:
+            raise ConfigError(f"unknown stage {stage!r}; choose one of {TRAIN_STAGES}")
+        merged = {**self.to_dict(), **self.stages.get(stage, {}), "stages": {}}
+        try:
+            return _from_dict(TrainConfig, merged, f"train.stages.{stage}")
+        except TypeError as err:
+            raise ConfigError(f"train.stages.{stage}: {err}") from err
 
     def stage_iters(self, stage: str) -> int:
         """Return the number of iterations of ``stage``."""
-        if stage not in STAGES:
-            raise ConfigError(f"unknown stage {stage!r}; choose one of {STAGES}")
-        return self.lowres_iters if stage == "lowres" else self.highres_iters
+        if stage not in TRAIN_STAGES:
+            raise ConfigError(f"unknown stage {stage!r}; choose one of {TRAIN_STAGES}")
+        return getattr(self, f"{stage}_iters")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as a JSON-able dict."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["stages"] = {k: dict(v) for k, v in self.stages.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

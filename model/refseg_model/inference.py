@@ -67,6 +67,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def released_mask(prob: np.ndarray, meta, threshold: float = 0.5) -> np.ndarray:
+    """Binarise as the released test script does (``exp_test_referit_seg.py``).
+
+    ``prob`` (the square network input's probabilities) is thresholded first (0.5, i.e. logit >=
+    0); the 0/1 map's image content is then resized bilinearly to the original size and every
+    pixel above 0 is foreground (``resize_and_crop`` then ``np.logical_and`` in the released code).
+    """
+    from .preprocess import unletterbox
+
+    square = (np.asarray(prob) >= threshold).astype(np.float32)
+    return unletterbox(square, meta) > 0
+
+
 def _check_threshold(threshold: float) -> float:
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0:
@@ -172,7 +185,10 @@ class Segmenter:
         results = []
         for prob, (_, meta) in zip(probs, prepared):
             full = np.clip(unletterbox(prob, meta), 0.0, 1.0).astype(np.float32)
-            mask = full >= threshold
+            if self.config.binarize == "threshold_then_resize":
+                mask = released_mask(prob, meta, threshold)
+            else:
+                mask = full >= threshold
             score = float(full[mask].mean()) if mask.any() else 0.0
             results.append(Prediction(mask=mask, probs=full, score=score))
         return results

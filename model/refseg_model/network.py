@@ -82,13 +82,28 @@ class ExpressionEncoder(nn.Module):
     """Word embedding + LSTM; the final hidden state, L2-normalised, encodes the expression.
 
     Tokens are left-padded with ``<pad>`` (id 0), so the LSTM's last step reads the last word.
+    ``learned_pad``: ``<pad>`` has a learned embedding row, as in the released code (else it embeds
+    to zeros). ``forget_bias``: the forget gate's initial bias (the released ``BasicLSTMCell``
+    adds 1.0; PyTorch's two bias vectors then hold it once, in ``bias_ih``).
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int, text_dim: int) -> None:
-        """Build the embedding (``<pad>`` = 0 embeds to zeros) and the LSTM."""
+    def __init__(self, vocab_size: int, embed_dim: int, text_dim: int, *,
+                 learned_pad: bool = False, forget_bias: float = 0.0) -> None:
+        """Build the embedding and the LSTM."""
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.embedding = nn.Embedding(vocab_size, embed_dim,
+                                      padding_idx=None if learned_pad else 0)
         self.lstm = nn.LSTM(embed_dim, text_dim, batch_first=True)
+        self.forget_bias = float(forget_bias)
+        if self.forget_bias:
+            self.set_forget_bias(self.forget_bias)
+
+    def set_forget_bias(self, value: float) -> None:
+        """Set the forget-gate bias to ``value`` (PyTorch's gate order is i, f, g, o)."""
+        hidden = self.lstm.hidden_size
+        with torch.no_grad():
+            self.lstm.bias_ih_l0[hidden:2 * hidden].fill_(value)
+            self.lstm.bias_hh_l0[hidden:2 * hidden].zero_()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Return B x Dtext unit vectors for B x T token ids."""
@@ -161,7 +176,9 @@ class TextObjSegModel(nn.Module):
         self.config = cfg
         self.stride = cfg.stride
         self.backbone = build_backbone(cfg)
-        self.expression_encoder = ExpressionEncoder(cfg.vocab_size, cfg.embed_dim, cfg.text_dim)
+        self.expression_encoder = ExpressionEncoder(
+            cfg.vocab_size, cfg.embed_dim, cfg.text_dim, learned_pad=cfg.learned_pad,
+            forget_bias=cfg.lstm_forget_bias)
         product = cfg.feat_dim if cfg.fusion == "concat_product" else 0
         self.classifier = Classifier(cfg.feat_dim + cfg.spatial_channels + cfg.text_dim + product,
                                      cfg.cls_dim)
@@ -275,17 +292,23 @@ def build_model(cfg: ModelConfig) -> TextObjSegModel:
     return TextObjSegModel(cfg)
 
 
+EMBEDDING_WEIGHT = "expression_encoder.embedding.weight"
+
+
 def parameter_groups(model: nn.Module, weight_decay: float, backbone_lr_mult: float = 1.0,
-                     lr: float = 1.0) -> list[dict]:
+                     lr: float = 1.0, embedding_decay: bool = True) -> list[dict]:
     """Split trainable parameters for SGD: weight decay on weights only (not biases, not BN).
 
-    Backbone parameters get ``lr * backbone_lr_mult``. Each group has an ``initial_lr`` entry.
+    ``embedding_decay=False`` keeps the word embedding out of weight decay too (the released
+    code). Backbone parameters get ``lr * backbone_lr_mult``. Each group has an ``initial_lr``.
     """
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         decay = param.dim() > 1  # conv / linear / LSTM / embedding weights; not biases or BN
+        if name == EMBEDDING_WEIGHT and not embedding_decay:
+            decay = False
         in_backbone = name.startswith("backbone.")
         groups.setdefault((decay, in_backbone), []).append(param)
     result = []

@@ -1,16 +1,23 @@
-"""Two-stage training (Sec. 3.3 of the paper): ``lowres`` then ``highres``.
+"""Staged training (Sec. 3.3 of the paper; the released code's recipe): det, lowres, highres.
 
-Stage ``lowres`` trains on the coarse labels (a response-map cell is foreground if any of its
-pixels is); stage ``highres`` starts from the low-resolution weights, adds the deconvolution
-(bilinear-initialised) and trains on full-resolution labels. SGD with momentum, weight decay on
-weights only, staircase learning-rate decay restarting at each stage.
+Stage ``det`` (optional, the released code's first stage; see ``refseg_model.detection``) trains
+the text encoder and classifier on box crops. Stage ``lowres`` trains on the coarse labels (a
+response-map cell is foreground if any of its pixels is); stage ``highres`` starts from the
+low-resolution weights, adds the deconvolution (bilinear-initialised) and trains on
+full-resolution labels. Each stage starts from the weights the previous one ended with; its
+settings are ``TrainConfig.for_stage(stage)`` (per-stage loss weights, schedule, frozen layers).
+SGD with momentum, weight decay on weights only, staircase learning-rate decay restarting at each
+stage.
 
 A run folder holds ``config.yaml`` (resolved configuration), ``metrics.jsonl`` (one JSON line
 per step), ``loss_curve.png``, ``last.pt`` (every ``checkpoint_every`` steps and at the end of
-each stage, with the full training state), ``lowres.pt`` (weights at the end of the low-res
-stage) and ``best.pt`` (best validation overall IoU, when a validation split is given).
-``--resume`` continues from ``last.pt`` exactly: same stage and step, optimizer state, RNG
+each stage, with the full training state), ``det.pt`` / ``lowres.pt`` (weights at the end of
+those stages) and ``best.pt`` (best validation overall IoU, when a validation split is given).
+``resume`` continues from ``last.pt`` exactly: same stage and step, optimizer state, RNG
 states, and the same data order (fixed by seed and epoch).
+
+The entry point is :func:`train` (typed: a ``RunConfig``, a ``DataSpec``, a run folder and
+``TrainOptions``); ``refseg-train`` only parses its command line into those.
 
 Launched by ``torchrun``, training is data parallel (``gloo`` on CPU, ``nccl`` on CUDA);
 ``batch_size`` is per process and only rank 0 writes files.
@@ -18,7 +25,6 @@ Launched by ``torchrun``, training is data parallel (``gloo`` on CPU, ``nccl`` o
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -26,6 +32,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +50,15 @@ from .checkpoint import (
     save_checkpoint,
     save_inference_checkpoint,
 )
-from .config import STAGES, ModelConfig, RunConfig, TrainConfig, load_config, save_config
+from .config import (
+    STAGES,
+    TRAIN_STAGES,
+    ConfigError,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    save_config,
+)
 from .ddp import (
     DistInfo,
     GroupedBatchSampler,
@@ -60,23 +75,26 @@ log = logging.getLogger("refseg_model.train")
 
 
 # -- data ------------------------------------------------------------------------------------
-def build_vocabulary(args: argparse.Namespace, train_source, resumed: list[str] | None):
-    """Return the vocabulary: from the resumed checkpoint, ``--vocab FILE``, or the train split."""
+def build_vocabulary(train_source, resumed: list[str] | None = None,
+                     vocab_file: str | Path | None = None):
+    """Return the vocabulary: the resumed checkpoint's, ``vocab_file``'s, or the train split's."""
     from .text import Vocabulary
 
     if resumed is not None:
         return Vocabulary.from_list(resumed)
-    if getattr(args, "vocab", None):
-        return Vocabulary.from_file(args.vocab)
+    if vocab_file:
+        return Vocabulary.from_file(vocab_file)
     return Vocabulary.build(train_source.expressions())
 
 
-def build_datasets(args: argparse.Namespace, cfg: ModelConfig, stage: str, vocab, source=None):
-    """Return the training ``RefSegDataset`` for ``stage`` (coarse labels for ``lowres``)."""
-    from .data import RefSegDataset, open_source
+def build_dataset(cfg: ModelConfig, tcfg: TrainConfig, stage: str, vocab, source):
+    """Return the training dataset of ``stage``: box crops (``det``), coarse or full labels."""
+    from .data import RefSegDataset
 
-    if source is None:
-        source = open_source(args.dataset, args.data_root, args.split, on_error=args.on_error)
+    if stage == "det":
+        from .detection import BoxDataset
+
+        return BoxDataset(source, vocab, cfg, tcfg, seed=tcfg.seed)
     label = "coarse" if stage == "lowres" else "full"
     return RefSegDataset(source, vocab, cfg.input_size, label=label, stride=cfg.stride,
                          max_len=cfg.max_len, input_height=cfg.input_h)
@@ -136,7 +154,8 @@ def learning_rate_factor(tcfg: TrainConfig, step: int, total: int | None = None,
 
 def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig) -> torch.optim.Optimizer:
     """Return SGD with momentum or AdamW (``tcfg.optimizer``); weight decay on weights only."""
-    groups = parameter_groups(model, tcfg.weight_decay, tcfg.backbone_lr_mult, tcfg.lr)
+    groups = parameter_groups(model, tcfg.weight_decay, tcfg.backbone_lr_mult, tcfg.lr,
+                              embedding_decay=tcfg.embedding_weight_decay)
     if tcfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=tcfg.lr)
     return torch.optim.SGD(groups, lr=tcfg.lr, momentum=tcfg.momentum)
@@ -278,13 +297,13 @@ class RunFiles:
             return
         end = (stage_index, step)
         kept = [r for r in self.read_metrics()
-                if (STAGES.index(r.get("stage", "lowres")), r.get("step", 0)) <= end]
+                if (TRAIN_STAGES.index(r.get("stage", "lowres")), r.get("step", 0)) <= end]
         tmp = self.metrics.with_name(self.metrics.name + ".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         os.replace(tmp, self.metrics)
 
     def write_loss_curve(self) -> None:
-        """Plot the loss of every step (both stages) to ``loss_curve.png``."""
+        """Plot the loss of every step (every stage) to ``loss_curve.png``."""
         if not self.info.is_main:
             return
         records = [r for r in self.read_metrics() if "loss" in r]
@@ -297,7 +316,7 @@ class RunFiles:
 
         fig, ax = plt.subplots(figsize=(7, 4))
         offset = 0
-        for stage in STAGES:
+        for stage in TRAIN_STAGES:
             rows = [r for r in records if r["stage"] == stage]
             if not rows:
                 continue
@@ -347,16 +366,25 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
                     start_step: int = 0, optimizer_state: dict | None = None,
                     start_elapsed: float = 0.0,
                     best_val: float | None = None, val_source=None,
-                    stage_index: int = 0) -> float | None:
-    """Train ``model`` for the iterations of ``stage``, writing checkpoints; return best val IoU."""
+                    stage_index: int = 0, run_config: TrainConfig | None = None
+                    ) -> float | None:
+    """Train ``model`` for the iterations of ``stage``, writing checkpoints; return best val IoU.
+
+    ``tcfg`` is the stage's resolved configuration (``TrainConfig.for_stage``); ``run_config``,
+    the run's own (with its per-stage overrides), is what checkpoints store for ``resume``.
+    """
     from tqdm import tqdm
 
     total = tcfg.stage_iters(stage)
     module = model
+    if stage == "det":  # box crops through the same weights (refseg_model.detection)
+        from .detection import RegionScorer
+
+        module = RegionScorer(model)
     if info.distributed:
         module = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
-            find_unused_parameters=stage == "lowres")
+            module, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=stage != "highres")
     optimizer = make_optimizer(model, tcfg)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -388,14 +416,15 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
                 best_val = val["overall_iou"]
             state = {"stage_index": stage_index, "step": step, "optimizer": optimizer.state_dict(),
                      "elapsed_s": time.perf_counter() - started,
-                     "rng": rng_state(), "train_config": tcfg.to_dict(), "best_val": best_val,
+                     "rng": rng_state(), "train_config": (run_config or tcfg).to_dict(),
+                     "best_val": best_val,
                      "world_size": info.world_size}
             payload = make_payload(model, cfg, vocab.to_list(), stage, state)
             save_checkpoint(payload, files.dir / "last.pt")
             if improved:
                 save_inference_checkpoint(payload, files.dir / "best.pt")
-            if step == total and stage == "lowres":
-                save_inference_checkpoint(payload, files.dir / "lowres.pt")
+            if step == total and stage in ("det", "lowres"):
+                save_inference_checkpoint(payload, files.dir / f"{stage}.pt")
             files.write_loss_curve()
         barrier(info)
 
@@ -420,15 +449,22 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
         factor = learning_rate_factor(tcfg, step, total, fraction)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
-        rows, image_index = unique_images(list(batch["image_id"]))
+        extra: dict[str, Any] = {}
+        rows = slice(None)
+        if "spatial" in batch:  # detection crops: box features, one crop per sample
+            extra["spatial"] = batch["spatial"].to(info.device)
+        elif "image_id" in batch:  # several expressions of one image: one backbone pass
+            rows, image_index = unique_images(list(batch["image_id"]))
+            if len(rows) < len(image_index):
+                extra["image_index"] = image_index.to(info.device)
+        if aux:
+            extra["return_coarse"] = True
         images = batch["image"][rows].to(info.device, non_blocking=True).contiguous(
             memory_format=memory_format)
         tokens = batch["tokens"].to(info.device, non_blocking=True)
         labels = batch["mask"].to(info.device, non_blocking=True)
-        shared = len(rows) < len(image_index)
         with autocast_context(precision, info.device):
-            output = module(images, tokens, stage=stage, return_coarse=aux,
-                            image_index=image_index.to(info.device) if shared else None)
+            output = module(images, tokens, stage=stage, **extra)
         logits, coarse = output if aux else (output, None)
         loss = criterion(logits.float(), labels, tcfg)
         if coarse is not None:
@@ -463,136 +499,195 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
     return best_val
 
 
-# -- main ------------------------------------------------------------------------------------
-def resolve_run_config(args: argparse.Namespace) -> RunConfig:
-    """Return the preset / YAML configuration with the command-line overrides applied."""
-    run = load_config(args.config)
-    model, train = run.model, run.train
-    if getattr(args, "backbone_weights", None):
-        model.backbone_weights = str(args.backbone_weights)
-    if getattr(args, "pretrained", None) is not None:
-        model.pretrained = args.pretrained
-    if getattr(args, "freeze_backbone", None) is not None:
-        model.freeze_backbone = args.freeze_backbone
-    overrides = {"batch_size": "batch_size", "lr": "lr", "workers": "workers", "seed": "seed",
-                 "checkpoint_every": "checkpoint_every", "lowres_iters": "lowres_iters",
-                 "highres_iters": "highres_iters", "precision": "precision",
-                 "time_budget_s": "time_budget_s"}
-    for arg_name, field_name in overrides.items():
-        value = getattr(args, arg_name, None)
-        if value is not None:
-            setattr(train, field_name, value)
-    if getattr(args, "max_iters", None) is not None:
-        train.lowres_iters = train.highres_iters = args.max_iters
-    model.__post_init__()
-    train.__post_init__()
-    return run
+# -- stages --------------------------------------------------------------------------------
+STAGE_CHOICES = ("det", "lowres", "highres", "both", "all")
 
 
 def stages_of(stage_arg: str) -> list[str]:
-    """Return the stages a ``--stage`` value runs."""
-    return list(STAGES) if stage_arg == "both" else [stage_arg]
+    """Return the stages a ``--stage`` value runs (``both``: lowres, highres; ``all``: + det)."""
+    if stage_arg == "both":
+        return list(STAGES)
+    if stage_arg == "all":
+        return list(TRAIN_STAGES)
+    if stage_arg not in TRAIN_STAGES:
+        raise ConfigError(f"unknown stage {stage_arg!r}; choose one of {STAGE_CHOICES}")
+    return [stage_arg]
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run training as described by parsed command-line ``args`` (see ``refseg-train --help``)."""
-    from .data import open_source
+def set_head_trainable(model: torch.nn.Module, trainable: bool) -> None:
+    """Train or fix the backbone's head (fc6-fc8 of VGG-16); the frozen body stays frozen."""
+    for param in model.backbone.head.parameters():
+        param.requires_grad_(trainable)
+
+
+def begin_stage(model: torch.nn.Module, stage: str, tcfg: TrainConfig, *, fresh_model: bool,
+                weights_from: str | None) -> None:
+    """Set ``model`` up for ``stage`` as the released code does before each of its stages.
+
+    Always: the head is fixed or trained per ``tcfg.freeze_head``. At the start of a stage (not
+    when resuming inside it): ``det`` on a freshly built model gets the released initialisation
+    of the text encoder and classifier (``det_released_init``); ``highres`` after ``det`` /
+    ``lowres`` weights gets the deconvolution reset to bilinear upsampling
+    (``init_referit_seg_highres_from_lowres.py``). Everything else carries over unchanged
+    (``init_referit_seg_lowres_from_det.py`` copies every variable).
+    """
+    set_head_trainable(model, not tcfg.freeze_head)
+    if stage == "det" and fresh_model and tcfg.det_released_init:
+        from .detection import released_det_init
+
+        released_det_init(model, torch.Generator().manual_seed(tcfg.seed))
+    if stage == "highres" and weights_from in ("det", "lowres"):
+        model.upsample.reset_parameters()
+
+
+# -- entry point -----------------------------------------------------------------------------
+@dataclass
+class TrainOptions:
+    """How :func:`train` runs, apart from the configuration and the data.
+
+    Attributes:
+        stage: One of ``STAGE_CHOICES`` (``both``: lowres then highres; ``all``: det first).
+        resume: Continue exactly from ``<out_dir>/last.pt``.
+        init: Checkpoint to start from (e.g. ``RUN_DIR/det.pt`` for ``stage="lowres"``).
+        val_split: Validation split (overall IoU at each checkpoint, ``best.pt``).
+        vocab: Vocabulary file (default: built from the training expressions).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: torch CPU threads (``None``: torch's default).
+        iters: Iterations per stage name; these win over the configuration, a resumed one too.
+    """
+
+    stage: str = "both"
+    resume: bool = False
+    init: str | Path | None = None
+    val_split: str | None = None
+    vocab: str | Path | None = None
+    device: str = "auto"
+    threads: int | None = None
+    iters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished :func:`train` left: the run folder, ``last.pt`` and the best val IoU."""
+
+    run_dir: Path
+    last: Path
+    best_val: float | None
+
+
+def train(run: RunConfig, data, out_dir: str | Path,
+          options: TrainOptions | None = None) -> TrainResult:
+    """Train ``run`` on ``data`` (a ``refseg_model.data.DataSpec``) into the folder ``out_dir``."""
     from .inference import resolve_device
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    info = setup_distributed(resolve_device(args.device))
+    options = options or TrainOptions()
+    stages = stages_of(options.stage)
+    for name in options.iters:
+        if name not in TRAIN_STAGES:
+            raise ConfigError(f"iterations for unknown stage {name!r}; stages: {TRAIN_STAGES}")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    info = setup_distributed(resolve_device(options.device))
     try:
-        return _main(args, info, open_source)
+        return _train(run, data, out_dir, options, stages, info)
     finally:
         cleanup_distributed(info)
 
 
-def _main(args: argparse.Namespace, info: DistInfo, open_source) -> int:
-    files = RunFiles(args.out, info)
-    stages = stages_of(args.stage)
+def _train(run: RunConfig, data, out_dir, options: TrainOptions, stages: list[str],
+           info: DistInfo) -> TrainResult:
+    files = RunFiles(out_dir, info)
     last = files.dir / "last.pt"
     resume_payload = None
-    if args.resume:
+    if options.resume:
         if not last.is_file():
             raise CheckpointError(f"--resume: no checkpoint {last} in the run folder {files.dir}")
         resume_payload = load_checkpoint(last)
         if not resume_payload.get("train_state"):
             raise CheckpointError(f"--resume: {last} has no training state")
 
-    run = resolve_run_config(args)
     if resume_payload is not None:  # the stored configuration wins; iterations may be extended
         cfg = model_config_of(resume_payload, last)
         tcfg = TrainConfig.from_dict(dict(resume_payload["train_state"]["train_config"]))
-        for name in ("lowres_iters", "highres_iters"):
-            if args.max_iters is not None or getattr(args, name, None) is not None:
-                setattr(tcfg, name, getattr(run.train, name))
         if resume_payload["train_state"].get("world_size", 1) != info.world_size:
             log.warning("resuming a run of %s process(es) on %s: the data order differs",
                         resume_payload["train_state"].get("world_size"), info.world_size)
     else:
         cfg, tcfg = run.model, run.train
+    for name, iters in options.iters.items():
+        setattr(tcfg, f"{name}_iters", int(iters))
+    tcfg.__post_init__()
     seed_everything(tcfg.seed)
 
-    train_source = open_source(args.dataset, args.data_root, args.split, on_error=args.on_error)
-    vocab = build_vocabulary(args, train_source, resume_payload["vocabulary"]
-                             if resume_payload is not None else None)
+    train_source = data.open()
+    vocab = build_vocabulary(train_source, resume_payload["vocabulary"]
+                             if resume_payload is not None else None, options.vocab)
     cfg.vocab_size = len(vocab)
     val_source = None
-    if args.val_split and info.is_main:
-        val_source = open_source(args.dataset, args.data_root, args.val_split,
-                                 on_error=args.on_error)
+    if options.val_split and info.is_main:
+        val_source = data.open(options.val_split)
 
     # where to start
     start_stage, start_step, optimizer_state, best_val = 0, 0, None, None
     start_elapsed = 0.0
+    fresh_model, weights_from = False, None
     if resume_payload is not None:
         state = resume_payload["train_state"]
         model = model_from_checkpoint(resume_payload, last)
         done_stage = resume_payload["stage"]
         if done_stage not in stages:
             raise CheckpointError(f"--resume: {last} is at stage {done_stage}, not in --stage "
-                                  f"{args.stage}")
+                                  f"{options.stage}")
         start_stage, start_step = stages.index(done_stage), int(state["step"])
         optimizer_state, best_val = state["optimizer"], state.get("best_val")
         start_elapsed = float(state.get("elapsed_s", 0.0))
         set_rng_state(state["rng"])
-        files.truncate_metrics(STAGES.index(done_stage), start_step)
+        files.truncate_metrics(TRAIN_STAGES.index(done_stage), start_step)
+        weights_from = done_stage
         if start_step >= tcfg.stage_iters(done_stage):
             start_stage, start_step, optimizer_state = start_stage + 1, 0, None
             start_elapsed = 0.0
-    elif getattr(args, "init", None):
-        init_payload = load_checkpoint(args.init)
-        model = model_from_checkpoint(init_payload, args.init)
-        vocab = build_vocabulary(args, train_source, init_payload["vocabulary"])
-        cfg = model_config_of(init_payload, args.init)
+    elif options.init:
+        init_payload = load_checkpoint(options.init)
+        model = model_from_checkpoint(init_payload, options.init)
+        vocab = build_vocabulary(train_source, init_payload["vocabulary"])
+        cfg = model_config_of(init_payload, options.init)
         cfg.vocab_size = len(vocab)
+        weights_from = init_payload["stage"]
     else:
         if stages[0] == "highres":
             log.warning("stage highres without --init: starting from random initialisation")
         model = build_model(cfg)
+        fresh_model = True
     model.to(info.device)
 
     if info.is_main:
         save_config(RunConfig(cfg, tcfg), files.dir / "config.yaml")
-        print(f"refseg-train: {args.dataset} {args.split} ({len(train_source)} samples, "
-              f"vocabulary {len(vocab)} words), {cfg.backbone} {cfg.input_h}x{cfg.input_size}px, "
+        print(f"refseg-train: {data.describe()} ({len(train_source)} samples, vocabulary "
+              f"{len(vocab)} words), {cfg.backbone} {cfg.input_h}x{cfg.input_size}px, "
               f"stages "
               f"{stages[start_stage:]}, {info.world_size} process(es) on {info.device}, run "
               f"folder {files.dir}", flush=True)
 
     for index in range(start_stage, len(stages)):
         stage = stages[index]
-        dataset = build_datasets(args, cfg, stage, vocab, train_source)
-        best_val = train_one_stage(model, stage, dataset, tcfg, cfg, vocab, files, info,
+        scfg = tcfg.for_stage(stage)
+        begin_stage(model, stage, scfg, fresh_model=fresh_model and start_step == 0,
+                    weights_from=weights_from if start_step == 0 else None)
+        dataset = build_dataset(cfg, scfg, stage, vocab, train_source)
+        if info.is_main and stage == "det":
+            print(f"refseg-train: det stage: {dataset.note}", flush=True)
+        best_val = train_one_stage(model, stage, dataset, scfg, cfg, vocab, files, info,
                                    start_step=start_step, optimizer_state=optimizer_state,
                                    start_elapsed=start_elapsed,
                                    best_val=best_val, val_source=val_source,
-                                   stage_index=STAGES.index(stage))
+                                   stage_index=TRAIN_STAGES.index(stage), run_config=tcfg)
         start_step, optimizer_state, start_elapsed = 0, None, 0.0
+        fresh_model, weights_from = False, stage
+    set_head_trainable(model, True)
     if info.is_main:
         message = f"refseg-train: done; checkpoint {last}"
         if best_val is not None and not math.isnan(best_val):
             message += f", best val overall IoU {best_val:.4f} ({files.dir / 'best.pt'})"
         print(message, flush=True)
-    return 0
+    return TrainResult(files.dir, last, best_val)

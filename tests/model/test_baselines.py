@@ -18,6 +18,7 @@ from refseg_model.baselines import (
     whole_image,
 )
 from refseg_model.checkpoint import CheckpointError
+from refseg_model.cli import baselines as baselines_cli
 from refseg_model.cli import evaluate as cli
 from refseg_model.config import load_config
 from refseg_model.data import open_source
@@ -121,9 +122,9 @@ def test_tiny_per_word_training_loss_falls_and_predicts(tmp_path):
 
 
 def test_module_cli_train_then_refseg_eval(tmp_path, capsys):
-    rc = baselines.main(["train", "--dataset", "referit", "--data-root", str(FIXTURE),
-                         "--split", "test", "--out", str(tmp_path / "pw"), "--config", "tiny",
-                         "--max-iters", "2", "--batch-size", "2", "--device", "cpu"])
+    rc = baselines_cli.main(["train", "--dataset", "referit", "--data-root", str(FIXTURE),
+                             "--split", "test", "--out", str(tmp_path / "pw"), "--config",
+                             "tiny", "--max-iters", "2", "--batch-size", "2", "--device", "cpu"])
     assert rc == 0
     ckpt = tmp_path / "pw" / "perword.pt"
     assert ckpt.is_file() and "perword.pt" in capsys.readouterr().out

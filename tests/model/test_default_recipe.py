@@ -1,6 +1,8 @@
-"""Tests of what the default recipe adds: a 4:3 input, the skip decoder, several expressions per
-image, AdamW with warm-up and cosine, time budgets, the training precision, the calibrated
-threshold."""
+"""Tests of what the default recipe adds.
+
+A 4:3 input, the skip decoder, several expressions per image, AdamW with warm-up and cosine, time
+budgets, the training precision, the calibrated threshold.
+"""
 
 import json
 

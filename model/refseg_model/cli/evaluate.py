@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-DATASETS = ("referit", "refer", "synthetic")
+from refseg_model.cli.common import add_data_arguments, data_spec
+
 BASELINES = ("whole-image", "per-word-average", "per-word-intersection", "per-word-union")
 
 
@@ -26,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path,
                    help="model checkpoint (refseg-train), or a per-word checkpoint with "
                         "--baseline per-word-*")
-    p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--data-root", required=True, type=Path)
-    p.add_argument("--split", default="test")
+    add_data_arguments(p, split="test")
     p.add_argument("--json", type=Path, help="write the metrics to this JSON file")
     p.add_argument("--save-masks", type=Path, metavar="DIR",
                    help="write <sample_id>.png per sample (255 = predicted target)")
@@ -40,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", choices=BASELINES,
                    help="evaluate a baseline instead of the model")
     p.add_argument("--name", help="row label in the printed table")
-    p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
-                   help="bad data: skip it with a warning (default) or stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--refer-dataset", default="refcoco",
-                   help="refer layout: refclef, refcoco, refcoco+ or refcocog")
-    p.add_argument("--split-by", help="refer layout: refs(<split_by>).p (unc, google, umd...)")
-    p.add_argument("--image-dir", type=Path, help="refer layout: image folder override")
     return p
 
 
@@ -71,19 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from refseg_model.checkpoint import CheckpointError
     from refseg_model.config import ConfigError
-    from refseg_model.data import DataError, open_source
+    from refseg_model.data import DataError
     from refseg_model.evaluate import evaluate, write_json
     from refseg_model.metrics import format_table_row, table_header
 
     if args.limit < 0:
         print("refseg-eval: error: --limit must be >= 0", file=sys.stderr)
         return 2
-    kw = {}
-    if args.dataset == "refer":
-        kw = {"dataset": args.refer_dataset, "split_by": args.split_by,
-              "image_dir": args.image_dir}
     try:
-        source = open_source(args.dataset, args.data_root, args.split, args.on_error, **kw)
+        source = data_spec(args).open()
         if len(source) == 0:
             raise DataError(f"no samples in {args.dataset} split {args.split!r} under "
                             f"{args.data_root}")

@@ -5,49 +5,51 @@ from __future__ import annotations
 import argparse
 import sys
 
-from refseg_model.config import preset_names
+from refseg_model.cli.common import add_data_arguments, data_spec
+from refseg_model.config import RunConfig, load_config, preset_names
 
-DATASETS = ("referit", "refer", "synthetic")
+STAGE_HELP = ("which stage(s) to train: det (box crops, the released code's first stage), "
+              "lowres, highres, both (lowres then highres) or all (det, lowres, highres); "
+              "default: both")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``refseg-train``."""
+    from refseg_model.train import STAGE_CHOICES
+
     parser = argparse.ArgumentParser(
         prog="refseg-train",
-        description="Train the text-objects segmentation network in two stages (lowres on "
-                    "coarse labels, then highres with the bilinear-initialised deconvolution). "
-                    "Writes RUN_DIR/config.yaml, metrics.jsonl, loss_curve.png, last.pt "
-                    "(and best.pt with --val-split). Under torchrun the training is data "
-                    "parallel.")
-    parser.add_argument("--dataset", required=True, choices=DATASETS, help="dataset layout")
-    parser.add_argument("--data-root", required=True, help="dataset folder")
+        description="Train the text-objects segmentation network in stages (det on box crops, "
+                    "lowres on coarse labels, highres with the bilinear-initialised "
+                    "deconvolution). Writes RUN_DIR/config.yaml, metrics.jsonl, loss_curve.png, "
+                    "last.pt, det.pt / lowres.pt (and best.pt with --val-split). Under torchrun "
+                    "the training is data parallel.")
+    add_data_arguments(parser, split="train")
     parser.add_argument("--out", required=True, help="run folder (RUN_DIR)")
     parser.add_argument("--config", default="tabletop",
                         help=f"preset name ({', '.join(preset_names())}) or a YAML file "
                              "(default: tabletop)")
-    parser.add_argument("--stage", default="both", choices=("lowres", "highres", "both"),
-                        help="which stage(s) to train (default: both)")
+    parser.add_argument("--stage", default="both", choices=STAGE_CHOICES, help=STAGE_HELP)
     parser.add_argument("--max-iters", type=int, default=None,
                         help="iterations of each stage (overrides the config)")
+    parser.add_argument("--det-iters", type=int, default=None, help="iterations of det")
     parser.add_argument("--lowres-iters", type=int, default=None, help="iterations of lowres")
     parser.add_argument("--highres-iters", type=int, default=None, help="iterations of highres")
     parser.add_argument("--resume", action="store_true",
                         help="continue exactly from RUN_DIR/last.pt")
     parser.add_argument("--init", default=None,
-                        help="checkpoint to start from (e.g. RUN_DIR/lowres.pt for --stage "
-                             "highres)")
-    parser.add_argument("--split", default="train", help="training split (default: train)")
+                        help="checkpoint to start from (e.g. RUN_DIR/det.pt for --stage lowres, "
+                             "RUN_DIR/lowres.pt for --stage highres)")
     parser.add_argument("--val-split", default=None,
                         help="validation split: overall IoU at each checkpoint, best.pt")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size per process")
-    parser.add_argument("--lr", type=float, default=None, help="base learning rate")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="batch size per process (every stage)")
+    parser.add_argument("--lr", type=float, default=None, help="base learning rate (every stage)")
     parser.add_argument("--workers", type=int, default=None, help="data loader workers")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="write last.pt every N iterations")
-    parser.add_argument("--on-error", default="skip", choices=("skip", "raise"),
-                        help="bad samples: skip them (logged) or stop")
     parser.add_argument("--vocab", default=None,
                         help="vocabulary file, one word a line (default: built from the "
                              "training expressions)")
@@ -69,6 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resolve_run_config(args: argparse.Namespace) -> RunConfig:
+    """Return the preset / YAML configuration with the command-line overrides applied.
+
+    ``--batch-size`` and ``--lr`` apply to every stage (they replace per-stage values too);
+    iterations are passed to :func:`refseg_model.train.train` apart (:func:`stage_iters`).
+    """
+    run = load_config(args.config)
+    model, train = run.model, run.train
+    if args.backbone_weights:
+        model.backbone_weights = str(args.backbone_weights)
+    if args.pretrained is not None:
+        model.pretrained = args.pretrained
+    if args.freeze_backbone is not None:
+        model.freeze_backbone = args.freeze_backbone
+    for name in ("batch_size", "lr", "workers", "seed", "checkpoint_every", "precision",
+                 "time_budget_s"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(train, name, value)
+            for overrides in train.stages.values():
+                overrides.pop(name, None)
+    model.__post_init__()
+    train.__post_init__()
+    return run
+
+
+def stage_iters(args: argparse.Namespace) -> dict[str, int]:
+    """Return the iterations given on the command line, per stage name."""
+    iters = {}
+    for stage in ("det", "lowres", "highres"):
+        value = getattr(args, f"{stage}_iters")
+        if value is None:
+            value = args.max_iters
+        if value is not None:
+            iters[stage] = value
+    return iters
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``refseg-train``."""
     args = build_parser().parse_args(argv)
@@ -76,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     from refseg_model.checkpoint import CheckpointError
     from refseg_model.config import ConfigError
     from refseg_model.data import DataError
-    from refseg_model.train import main as train_main
+    from refseg_model.train import TrainOptions, train
 
     try:
-        return train_main(args)
+        options = TrainOptions(stage=args.stage, resume=args.resume, init=args.init,
+                               val_split=args.val_split, vocab=args.vocab, device=args.device,
+                               threads=args.threads, iters=stage_iters(args))
+        train(resolve_run_config(args), data_spec(args), args.out, options)
+        return 0
     except (ConfigError, CheckpointError, DataError, BackboneWeightsError, ValueError) as err:
         print(f"refseg-train: error: {err}", file=sys.stderr)
         return 2

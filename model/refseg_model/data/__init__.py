@@ -3,13 +3,45 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from refseg_model.data.base import DataError, RefSegDataset, Sample, SampleSource, read_rgb
 
 DATASETS = ("referit", "refer", "synthetic")
+REFER_DATASETS = ("refclef", "refcoco", "refcoco+", "refcocog")
 
-__all__ = ["DATASETS", "DataError", "RefSegDataset", "Sample", "SampleSource", "open_source",
-           "read_rgb"]
+__all__ = ["DATASETS", "REFER_DATASETS", "DataError", "DataSpec", "RefSegDataset", "Sample",
+           "SampleSource", "open_source", "read_rgb"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data a command reads: layout, root, split, error policy and the ``refer`` options.
+
+    ``refer_dataset``, ``split_by`` and ``image_dir`` apply to the ``refer`` layout only.
+    """
+
+    dataset: str
+    root: Path
+    split: str = "train"
+    on_error: str = "skip"
+    refer_dataset: str = "refcoco"
+    split_by: str | None = None
+    image_dir: Path | None = None
+
+    def open(self, split: str | None = None) -> SampleSource:
+        """Open ``split`` (default: this spec's split) as a :class:`SampleSource`."""
+        kw = {}
+        if self.dataset == "refer":
+            kw = {"dataset": self.refer_dataset, "split_by": self.split_by,
+                  "image_dir": self.image_dir}
+        return open_source(self.dataset, self.root, split or self.split, self.on_error, **kw)
+
+    def describe(self, split: str | None = None) -> str:
+        """Return e.g. ``refer/refcoco+ train`` for messages."""
+        name = f"refer/{self.refer_dataset}" if self.dataset == "refer" else self.dataset
+        return f"{name} {split or self.split}"
 
 
 def open_source(name: str, root: str | os.PathLike, split: str, on_error: str = "skip",

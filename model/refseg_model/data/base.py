@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,32 @@ class SampleSource:
                 f"{len(self)} samples)")
 
 
+def first_loadable(count: int, start: int, load: Callable[[int], Any], source: SampleSource,
+                   on_error: str | None = None,
+                   on_skip: Callable[[int, DataError], None] | None = None) -> Any:
+    """Return ``load(i)`` for the first ``i`` from ``start`` on (cyclically) that loads.
+
+    The one "skip to the next loadable item" loop of the torch datasets. A :class:`DataError`
+    raises under ``on_error="raise"`` (default: the source's policy); else it is reported to
+    ``on_skip(i, exc)`` (default: :meth:`SampleSource.problem`) and the next item is tried.
+    """
+    policy = on_error or source.on_error
+    for step in range(count):
+        index = (start + step) % count
+        try:
+            return load(index)
+        except DataError as exc:
+            if policy == "raise":
+                raise
+            if on_skip is not None:
+                on_skip(index, exc)
+            elif source.on_error == "skip":
+                source.problem("unloadable samples", str(exc))
+            else:
+                log.warning("%s %s: skipping: %s", source.name, source.split, exc)
+    raise DataError(f"no loadable sample in {source.name} {source.split} under {source.root}")
+
+
 class RefSegDataset(Dataset):
     """Torch dataset of network inputs and labels built from a :class:`SampleSource`.
 
@@ -219,20 +246,15 @@ class RefSegDataset(Dataset):
         return len(self.source)
 
     def _load(self, index: int) -> tuple[int, np.ndarray, np.ndarray]:
-        n = len(self.source)
-        for step in range(n):
-            actual = (index + step) % n
-            sample = self.source.samples[actual]
-            try:
-                return (actual, *self.source.load_checked(sample))
-            except DataError as exc:
-                if self.on_error == "raise":
-                    raise
-                self.skipped += 1
-                if self.skipped <= MAX_LOGGED_PROBLEMS:
-                    log.warning("skipping sample %s: %s", sample.sample_id, exc)
-        raise DataError(f"no loadable sample in {self.source.name} {self.source.split} "
-                        f"under {self.source.root}")
+        def load(actual: int) -> tuple[int, np.ndarray, np.ndarray]:
+            return (actual, *self.source.load_checked(self.source.samples[actual]))
+
+        def skipped(actual: int, exc: DataError) -> None:
+            self.skipped += 1
+            if self.skipped <= MAX_LOGGED_PROBLEMS:
+                log.warning("skipping sample %s: %s", self.source.samples[actual].sample_id, exc)
+
+        return first_loadable(len(self.source), index, load, self.source, self.on_error, skipped)
 
     def __getitem__(self, index: int) -> dict:
         """Return the preprocessed sample ``index`` (or the next loadable one when skipping)."""
