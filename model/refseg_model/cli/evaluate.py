@@ -3,6 +3,8 @@
 Prints prec@0.5 ... prec@0.9, overall IoU, mean IoU and the number of samples; ``--json OUT``
 writes them (keys ``prec@0.5`` ... ``prec@0.9``, ``overall_iou``, ``mean_iou``, ``num_samples``,
 fractions in 0..1) atomically; ``--save-masks DIR`` writes ``<sample_id>.png`` per sample.
+``--by kind`` / ``--by size`` (repeatable; also ``strategy``) prints one table per grouping and
+adds ``by_kind`` / ``by_size`` sections to the JSON (see :mod:`refseg_model.breakdown`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                    help="bad data: skip it with a warning (default) or stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--by", action="append", default=[], choices=("kind", "strategy", "size"),
+                   help="also break the metrics down by expression kind, generator strategy "
+                        "or target area (repeatable)")
+    p.add_argument("--size-edges", default="2000,8000", metavar="A,B,...",
+                   help="--by size: band edges in pixels at the original image size")
     p.add_argument("--refer-dataset", default="refcoco",
                    help="refer layout: refclef, refcoco, refcoco+ or refcocog")
     p.add_argument("--split-by", help="refer layout: refs(<split_by>).p (unc, google, umd...)")
@@ -66,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``refseg-eval``; return the exit status (2 on bad input, with the reason)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from refseg_model.breakdown import check_size_edges, format_group_table
     from refseg_model.checkpoint import CheckpointError
     from refseg_model.config import ConfigError
     from refseg_model.data import DataError, open_source
@@ -84,15 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(source) == 0:
             raise DataError(f"no samples in {args.dataset} split {args.split!r} under "
                             f"{args.data_root}")
+        size_edges = check_size_edges(args.size_edges.split(","))
         predict_fn = _predictor(args)
         metrics = evaluate(predict_fn, source, save_masks=args.save_masks,
-                           progress=not args.no_progress, limit=args.limit or None)
+                           progress=not args.no_progress, limit=args.limit or None,
+                           by=args.by, size_edges=size_edges)
     except (CheckpointError, ConfigError, DataError, ValueError) as exc:
         print(f"refseg-eval: error: {exc}", file=sys.stderr)
         return 2
     name = args.name or args.baseline or (args.checkpoint.stem if args.checkpoint else "model")
     print(table_header())
     print(format_table_row(name, metrics))
+    for grouping in dict.fromkeys(args.by):
+        print()
+        print(format_group_table(grouping, metrics[f"by_{grouping}"]))
     if args.json:
         write_json(metrics, args.json)
         print(f"wrote {args.json}")

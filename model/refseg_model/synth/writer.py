@@ -9,7 +9,13 @@
     DIR/masks/<image_id>_<region_id>.png   mono8, 255 = region
     DIR/scenes/<image_id>.json             objects, categories, colours, boxes, regions
     DIR/synthetic_query_<split>.json       {"<image_id>_<region_id>": ["expression", ...]}
+    DIR/synthetic_kinds_<split>.json       {"<image_id>_<region_id>": [{"kind", "strategy"}, ...]}
     DIR/synthetic_<split>_imlist.txt       image ids, one a line; splits train, val, test
+
+``synthetic_kinds_<split>.json`` runs parallel to the query file: entry ``k`` of a region's list
+says what expression ``k`` asks for (its kind, one of
+:data:`~refseg_model.synth.expressions.EXPRESSION_KINDS`, and the generator strategy behind it).
+Datasets written before it existed have every other file byte for byte as they are now.
 
 Image ``i`` is drawn from the seed ``(seed, i)``, so the bytes do not depend on the number of
 worker processes. Every file is written to a temporary name and renamed.
@@ -26,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from refseg_model.synth.expressions import kind_of_strategy
 from refseg_model.synth.scene import GENERATOR_VERSION, Scene, generate_scene
 
 SPLITS = ("train", "val", "test")
@@ -79,17 +86,30 @@ def write_scene(root: Path, image_id: str, scene: Scene) -> dict[str, list[str]]
     return queries
 
 
-def _work(args: tuple) -> tuple[int, dict, dict]:
+def expression_kinds(image_id: str, scene: Scene) -> dict[str, list[dict]]:
+    """Return a scene's ``{"<image_id>_<region_id>": [{"kind", "strategy"}, ...]}``."""
+    out = {}
+    for region in scene.regions:
+        if len(region.strategies) != len(region.expressions):
+            raise ValueError(f"region {region.region_id} has {len(region.expressions)} "
+                             f"expressions but {len(region.strategies)} strategies")
+        out[f"{image_id}_{region.region_id}"] = [
+            {"kind": kind_of_strategy(s), "strategy": s} for s in region.strategies]
+    return out
+
+
+def _work(args: tuple) -> tuple[int, dict, dict, dict]:
     root, seed, index, image_id, width, height = args
     scene = generate_scene((seed, index), width, height)
     queries = write_scene(Path(root), image_id, scene)
+    kinds = expression_kinds(image_id, scene)
     stats = {
         "objects": Counter(o.category for o in scene.objects),
         "colours": Counter(o.colour for o in scene.objects),
         "kinds": Counter(r.kind for r in scene.regions),
         "expressions": sum(len(r.expressions) for r in scene.regions),
     }
-    return index, queries, stats
+    return index, queries, kinds, stats
 
 
 def split_of_images(num_images: int, seed: int, val_frac: float, test_frac: float) -> list[str]:
@@ -126,15 +146,16 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
     ids = [f"{i:0{digits}d}" for i in range(num_images)]
     jobs = [(str(root), int(seed), i, ids[i], int(width), int(height)) for i in range(num_images)]
     queries: dict[str, dict] = {s: {} for s in SPLITS}
-    per_image: list[dict | None] = [None] * num_images
+    kinds: dict[str, dict] = {s: {} for s in SPLITS}
+    per_image: list[tuple | None] = [None] * num_images
     totals = {"objects": Counter(), "colours": Counter(), "kinds": Counter()}
     expressions = Counter()
 
     from tqdm import tqdm
 
     def collect(results) -> None:
-        for index, q, stats in results:
-            per_image[index] = q
+        for index, q, k, stats in results:
+            per_image[index] = q, k
             for key in totals:
                 totals[key].update(stats[key])
             expressions[splits[index]] += stats["expressions"]
@@ -146,8 +167,9 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
         else:
             with get_context("spawn").Pool(min(workers, num_images)) as pool:
                 collect(pool.imap_unordered(_work, jobs, chunksize=4))
-    for i, q in enumerate(per_image):
+    for i, (q, k) in enumerate(per_image):
         queries[splits[i]].update(q)
+        kinds[splits[i]].update(k)
     counts = {}
     for split in SPLITS:
         image_ids = [ids[i] for i in range(num_images) if splits[i] == split]
@@ -155,6 +177,8 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
                      "".join(f"{x}\n" for x in image_ids).encode())
         atomic_write(root / f"synthetic_query_{split}.json",
                      (json.dumps(queries[split]) + "\n").encode())
+        atomic_write(root / f"synthetic_kinds_{split}.json",
+                     (json.dumps(kinds[split]) + "\n").encode())
         counts[split] = {"images": len(image_ids), "regions": len(queries[split]),
                          "expressions": expressions[split]}
     meta = {
