@@ -36,7 +36,9 @@ from torch.utils.data import DataLoader, Dataset
 from refseg_model.backbones import build_backbone
 from refseg_model.checkpoint import CheckpointError, read_payload, save_checkpoint
 from refseg_model.config import ModelConfig
+from refseg_model.data import DATASETS
 from refseg_model.data.base import DataError, SampleSource
+from refseg_model.fileio import atomic_write
 from refseg_model.preprocess import RGB_MEAN, letterbox, letterbox_mask, normalize, unletterbox
 from refseg_model.text import tokenize
 
@@ -219,9 +221,7 @@ def train_per_word(source: SampleSource, cfg: ModelConfig, out: str | os.PathLik
                   "dataset": source.name, "split": source.split, "final_loss": losses[-1]},
     }
     path = save_checkpoint(payload, out / "perword.pt")
-    tmp = out / ".perword_losses.json.tmp"
-    tmp.write_text(json.dumps(losses) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "perword_losses.json")
+    atomic_write(out / "perword_losses.json", json.dumps(losses) + "\n")
     return {"checkpoint": path, "words": words, "losses": losses}
 
 
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--baseline per-word-average|per-word-intersection|per-word-union).")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the per-word FCN")
-    train.add_argument("--dataset", required=True, choices=("referit", "refer", "synthetic"))
+    train.add_argument("--dataset", required=True, choices=DATASETS)
     train.add_argument("--data-root", required=True, type=Path)
     train.add_argument("--split", default="train")
     train.add_argument("--out", required=True, type=Path, help="run folder (perword.pt goes here)")

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from refseg_model.fileio import atomic_write
+
 BACKBONES = ("vgg16", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "convnet", "tiny")
 SPATIAL_VARIANTS = ("xy2", "xy8", "none")
 FUSIONS = ("concat", "concat_product")
@@ -203,8 +207,6 @@ def load_config(name_or_path: str | Path) -> RunConfig:
     The YAML file has two optional sections, ``model`` and ``train``; missing keys keep
     their defaults.
     """
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{name_or_path}.yaml"
@@ -231,11 +233,4 @@ def load_config(name_or_path: str | Path) -> RunConfig:
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     """Write ``config`` as YAML, atomically."""
-    import os
-
-    import yaml
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

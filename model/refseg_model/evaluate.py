@@ -12,34 +12,22 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
+from tqdm import tqdm
 
 from refseg_model.breakdown import SIZE_EDGES, GroupedMetrics
 from refseg_model.data.base import SampleSource
+from refseg_model.fileio import atomic_write, write_mask_png
 from refseg_model.metrics import SegmentationMetrics, intersection_union
 
 PredictFn = Callable[[np.ndarray, str], np.ndarray]
-
-
-def write_mask_png(mask: np.ndarray, path: str | os.PathLike) -> None:
-    """Write a bool mask as a mono8 PNG (255 = target), atomically."""
-    path = Path(path)
-    ok, data = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
-    if not ok:
-        raise OSError(f"cannot encode mask PNG for {path}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
 
 
 def write_json(data: dict, path: str | os.PathLike) -> None:
     """Write ``data`` as indented JSON, atomically (temporary file + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def evaluate(predict_fn: PredictFn, source: SampleSource, *,
@@ -64,8 +52,6 @@ def evaluate(predict_fn: PredictFn, source: SampleSource, *,
     metrics = SegmentationMetrics()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(samples), desc=f"evaluating {source.name} {source.split}",
                    unit="sample", dynamic_ncols=True)
     try:
@@ -84,7 +70,7 @@ def evaluate(predict_fn: PredictFn, source: SampleSource, *,
                 if grouped is not None:
                     grouped.add_counts(sample, int(gt.sum()), i, u)
                 if out_dir is not None:
-                    write_mask_png(pred, out_dir / f"{sample.sample_id}.png")
+                    write_mask_png(out_dir / f"{sample.sample_id}.png", pred)
             if bar is not None:
                 bar.update(1)
                 if len(metrics):

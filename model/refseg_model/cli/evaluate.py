@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-DATASETS = ("referit", "refer", "synthetic")
-BASELINES = ("whole-image", "per-word-average", "per-word-intersection", "per-word-union")
+from refseg_model.baselines import BASELINES
+from refseg_model.breakdown import GROUPINGS, SIZE_EDGES
+from refseg_model.data import DATASETS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                    help="bad data: skip it with a warning (default) or stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--by", action="append", default=[], choices=("kind", "strategy", "size"),
+    p.add_argument("--by", action="append", default=[], choices=GROUPINGS,
                    help="also break the metrics down by expression kind, generator strategy "
                         "or target area (repeatable)")
-    p.add_argument("--size-edges", default="2000,8000", metavar="A,B,...",
+    p.add_argument("--size-edges", default=",".join(map(str, SIZE_EDGES)), metavar="A,B,...",
                    help="--by size: band edges in pixels at the original image size")
     p.add_argument("--refer-dataset", default="refcoco",
                    help="refer layout: refclef, refcoco, refcoco+ or refcocog")

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from refseg_model.config import preset_names
-
-DATASETS = ("referit", "refer", "synthetic")
+from refseg_model.data import DATASETS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,9 +29,10 @@ from collections import Counter
 from multiprocessing import get_context
 from pathlib import Path
 
-import cv2
 import numpy as np
+from tqdm import tqdm
 
+from refseg_model.fileio import atomic_write, encode_png
 from refseg_model.synth.expressions import kind_of_strategy
 from refseg_model.synth.scene import GENERATOR_VERSION, Scene, generate_scene
 
@@ -39,19 +40,8 @@ SPLITS = ("train", "val", "test")
 SUBDIRS = ("images", "depth", "camera", "masks", "scenes")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
+    return encode_png(image, compression=1)
 
 
 def _json(obj) -> bytes:
@@ -150,8 +140,6 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
     per_image: list[tuple | None] = [None] * num_images
     totals = {"objects": Counter(), "colours": Counter(), "kinds": Counter()}
     expressions = Counter()
-
-    from tqdm import tqdm
 
     def collect(results) -> None:
         for index, q, k, stats in results:
