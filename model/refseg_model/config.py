@@ -7,7 +7,9 @@ the model from the checkpoint alone. ``TrainConfig`` holds the optimisation sett
 apart from the model configuration.
 
 Presets are YAML files in ``refseg_model/presets/``: ``paper`` (VGG-16 as in the paper),
-``tabletop`` (the light default model), and ``tiny`` (for tests).
+``tabletop`` (the shipped default: the ``convnet`` backbone at stride 8), ``tabletop_mobilenet``
+(the first default, MobileNetV3-Small at stride 16), ``tabletop_concat`` (that network with the
+paper's concatenation only, the fusion ablation of Table 1) and ``tiny`` (for tests).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class ModelConfig:
         pretrained: Initialise the backbone from torchvision's ImageNet weights.
         backbone_weights: Optional path of a torchvision state-dict file for the backbone.
         width: Base channel width of the ``convnet`` and ``tiny`` backbones.
+
+    The field defaults are a neutral base for the presets, not a network of their own: neither
+    the paper's (``paper``) nor the shipped one (``tabletop``); every preset sets the fields it
+    needs and a checkpoint stores all of them. Build a network from a preset
+    (``load_config("tabletop").model``), not from ``ModelConfig()``.
     """
 
     backbone: str = "mobilenet_v3_small"
@@ -202,7 +209,7 @@ def preset_names() -> list[str]:
 
 
 def load_config(name_or_path: str | Path) -> RunConfig:
-    """Load a preset by name (``paper``, ``tabletop``, ``tiny``) or a YAML file by path.
+    """Load a preset by name (see :func:`preset_names`) or a YAML file by path.
 
     The YAML file has two optional sections, ``model`` and ``train``; missing keys keep
     their defaults.
