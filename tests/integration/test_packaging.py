@@ -1,4 +1,4 @@
-"""``model/pyproject.toml`` ships what ``refseg_model`` needs at run time, and names no missing file.
+"""``model/pyproject.toml`` ships what ``refseg_model`` needs at run time, names no missing file.
 
 A non-editable install (a wheel) holds only the Python modules and the declared package data: if
 the shipped checkpoint or the presets fell out of the declaration, ``Segmenter`` and

@@ -137,6 +137,34 @@ def test_dataset_without_kinds_still_reads_and_says_so(dataset, tmp_path, capsys
     assert sum(m["num_samples"] for m in metrics["by_size"].values()) == len(source)
 
 
+def test_kinds_only_adds_the_kinds_to_an_old_dataset_and_nothing_else(dataset, tmp_path, capsys):
+    from refseg_model.cli import synth
+
+    old = tmp_path / "old"
+    shutil.copytree(dataset, old)
+    for path in old.glob("synthetic_kinds_*.json"):
+        path.unlink()
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in old.rglob("*") if p.is_file()}
+    assert synth.main(["--out", str(old), "--kinds-only", "--quiet", "--workers", "2"]) == 0
+    assert "wrote the expression kinds" in capsys.readouterr().out
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in old.rglob("*") if p.is_file()}
+    added = sorted(p.name for p in set(after) - set(before))
+    assert added == [f"synthetic_kinds_{s}.json" for s in sorted(SPLITS)]
+    assert all(after[p] == before[p] for p in before)
+    for name in added:
+        assert (old / name).read_bytes() == (dataset / name).read_bytes()
+    queries = json.loads((old / "synthetic_query_test.json").read_text())
+    key = next(iter(queries))
+    queries[key] = ["the edited expression"] + queries[key][1:]
+    (old / "synthetic_query_test.json").write_text(json.dumps(queries))
+    assert synth.main(["--out", str(old), "--kinds-only", "--quiet"]) == 2
+    assert "synthetic_query_test.json differs" in capsys.readouterr().err
+    assert synth.main(["--out", str(tmp_path / "nowhere"), "--kinds-only", "--quiet"]) == 2
+    assert "meta.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        synth.main(["--out", str(tmp_path / "x")])  # --num-images is needed to write scenes
+
+
 def test_malformed_kinds_file_is_named(dataset, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(dataset, bad)

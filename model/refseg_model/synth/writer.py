@@ -89,9 +89,12 @@ def expression_kinds(image_id: str, scene: Scene) -> dict[str, list[dict]]:
 
 
 def _work(args: tuple) -> tuple[int, dict, dict, dict]:
-    root, seed, index, image_id, width, height = args
+    root, seed, index, image_id, width, height, write = args
     scene = generate_scene((seed, index), width, height)
-    queries = write_scene(Path(root), image_id, scene)
+    if write:
+        queries = write_scene(Path(root), image_id, scene)
+    else:
+        queries = {f"{image_id}_{r.region_id}": list(r.expressions) for r in scene.regions}
     kinds = expression_kinds(image_id, scene)
     stats = {
         "objects": Counter(o.category for o in scene.objects),
@@ -118,23 +121,14 @@ def split_of_images(num_images: int, seed: int, val_frac: float, test_frac: floa
     return splits
 
 
-def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width: int = 640,
-                  height: int = 480, workers: int = 1, val_frac: float = 0.1,
-                  test_frac: float = 0.1, progress: bool = True) -> dict:
-    """Generate ``num_images`` scenes into ``out``; return the content of ``meta.json``."""
-    if num_images < 1:
-        raise ValueError(f"num_images must be at least 1, got {num_images}")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"output path {root} exists and is not a folder")
-    for sub in SUBDIRS:
-        (root / sub).mkdir(parents=True, exist_ok=True)
+def _draw_all(root: Path, num_images: int, seed: int, width: int, height: int, val_frac: float,
+              test_frac: float, workers: int, progress: bool, write: bool) -> tuple:
+    """Draw every scene (writing its files when ``write``); gather queries, kinds and counts."""
     splits = split_of_images(num_images, seed, val_frac, test_frac)
     digits = max(6, len(str(num_images - 1)))
     ids = [f"{i:0{digits}d}" for i in range(num_images)]
-    jobs = [(str(root), int(seed), i, ids[i], int(width), int(height)) for i in range(num_images)]
+    jobs = [(str(root), int(seed), i, ids[i], int(width), int(height), write)
+            for i in range(num_images)]
     queries: dict[str, dict] = {s: {} for s in SPLITS}
     kinds: dict[str, dict] = {s: {} for s in SPLITS}
     per_image: list[tuple | None] = [None] * num_images
@@ -158,6 +152,24 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
     for i, (q, k) in enumerate(per_image):
         queries[splits[i]].update(q)
         kinds[splits[i]].update(k)
+    return splits, ids, queries, kinds, totals, expressions
+
+
+def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width: int = 640,
+                  height: int = 480, workers: int = 1, val_frac: float = 0.1,
+                  test_frac: float = 0.1, progress: bool = True) -> dict:
+    """Generate ``num_images`` scenes into ``out``; return the content of ``meta.json``."""
+    if num_images < 1:
+        raise ValueError(f"num_images must be at least 1, got {num_images}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"output path {root} exists and is not a folder")
+    for sub in SUBDIRS:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    splits, ids, queries, kinds, totals, expressions = _draw_all(
+        root, num_images, seed, width, height, val_frac, test_frac, workers, progress, write=True)
     counts = {}
     for split in SPLITS:
         image_ids = [ids[i] for i in range(num_images) if splits[i] == split]
@@ -179,3 +191,42 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
     }
     atomic_write(root / "meta.json", _json(meta))
     return meta
+
+
+def add_expression_kinds(out: str | os.PathLike, workers: int = 1, progress: bool = True
+                         ) -> dict[str, int]:
+    """Write the ``synthetic_kinds_<split>.json`` files of a dataset written without them.
+
+    The scenes are drawn again from ``meta.json`` (seed, size, split fractions) and nothing but
+    the kinds files is written. Raises ``ValueError`` when the dataset's expressions are not
+    what this generator draws (another generator version, or edited files). Returns the number
+    of expressions given a kind, per split.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    root = Path(out)
+    try:
+        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+        version, seed = meta["generator_version"], int(meta["seed"])
+        num_images, width, height = (int(meta[k]) for k in ("num_images", "width", "height"))
+        val_frac, test_frac = float(meta["val_frac"]), float(meta["test_frac"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{root / 'meta.json'}: not the meta file of a refseg-synth dataset "
+                         f"({exc})") from exc
+    if version != GENERATOR_VERSION:
+        raise ValueError(f"{root} was written by generator version {version}, this is "
+                         f"{GENERATOR_VERSION}: its scenes cannot be drawn again")
+    _, _, queries, kinds, _, _ = _draw_all(root, num_images, seed, width, height, val_frac,
+                                           test_frac, workers, progress, write=False)
+    for split in SPLITS:
+        path = root / f"synthetic_query_{split}.json"
+        try:
+            written = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {path}: {exc}") from exc
+        if written != queries[split]:
+            raise ValueError(f"{path} differs from what generator version {GENERATOR_VERSION} "
+                             f"draws from seed {seed}: kinds cannot be added")
+    for split in SPLITS:
+        atomic_write(root / f"synthetic_kinds_{split}.json", json.dumps(kinds[split]) + "\n")
+    return {split: sum(len(v) for v in kinds[split].values()) for split in SPLITS}
