@@ -16,10 +16,10 @@ from refseg_model.fastpath import (
     NumericPath,
     autocast,
     cpu_has_fast_bf16,
-    mask_iou,
     prepare_images,
     prepare_model,
 )
+from refseg_model.metrics import mask_iou
 
 from .machine import synchronize
 from .models import Network, segmenter_of

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from refseg_model.fileio import atomic_open, atomic_write
+
 from .machine import machine_label
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_json(results: dict, out: Path) -> Path:
     """Write ``results.json``."""
     path = out / "results.json"
-    _atomic_write(path, json.dumps(results, indent=1, default=str) + "\n")
+    atomic_write(path, json.dumps(results, indent=1, default=str) + "\n")
     return path
 
 
@@ -124,7 +119,7 @@ def markdown(results: dict) -> str:
 def write_markdown(results: dict, out: Path) -> Path:
     """Write ``results.md``."""
     path = out / "results.md"
-    _atomic_write(path, markdown(results))
+    atomic_write(path, markdown(results))
     return path
 
 
@@ -163,8 +158,7 @@ def write_plot(results: dict, out: Path) -> Path | None:
     fig.suptitle(machine_label(results["machine"]), fontsize=9)
     fig.tight_layout()
     path = out / "latency.png"
-    tmp = out / ".latency.tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -22,6 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from refseg_model.fileio import atomic_write, write_mask_png, write_png
+from refseg_model.metrics import mask_iou
+
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = 'pick up the red cup on the left'
 
@@ -79,12 +82,6 @@ def primary_component(mask: np.ndarray, bbox) -> np.ndarray:
         if tuple(int(v) for v in stats[i, :4]) == want:
             return labels == i
     return mask  # the bbox names no single component: judge the whole mask
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def run(args) -> int:
@@ -165,11 +162,11 @@ def report(args, out, seg, overlay, frame, gt, image_to_array) -> int:
     rgb = image_to_array(frame)
     mask = image_to_array(seg.mask) > 0
     target = primary_component(mask, seg.bbox) if seg.found else np.zeros_like(mask)
-    score = iou(target, gt)
-    cv2.imwrite(str(out / 'input.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(out / 'mask.png'), mask.astype(np.uint8) * 255)
-    cv2.imwrite(str(out / 'overlay.png'), image_to_array(overlay))
-    cv2.imwrite(str(out / 'ground_truth.png'), gt.astype(np.uint8) * 255)
+    score = mask_iou(target, gt)
+    write_png(out / 'input.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    write_mask_png(out / 'mask.png', mask)
+    write_png(out / 'overlay.png', image_to_array(overlay))
+    write_mask_png(out / 'ground_truth.png', gt)
     point = seg.target_point.point if seg.has_3d else None
     summary = {
         'command': seg.command, 'expression': seg.expression, 'found': bool(seg.found),
@@ -180,7 +177,7 @@ def report(args, out, seg, overlay, frame, gt, image_to_array) -> int:
         'frame_id': seg.target_point.header.frame_id if point else seg.header.frame_id,
         'area_px': int(seg.area), 'iou_with_ground_truth': round(score, 4),
     }
-    (out / 'result.json').write_text(json.dumps(summary, indent=2) + '\n')
+    atomic_write(out / 'result.json', json.dumps(summary, indent=2) + '\n')
     print(f'[demo] command      : {seg.command}')
     print(f'[demo] expression   : {seg.expression}')
     print(f'[demo] found        : {seg.found} (score {seg.score:.2f}, {seg.area} px)')

@@ -18,7 +18,8 @@ import numpy as np
 
 from refseg_model import Segmenter
 from refseg_model.cli.common import add_data_arguments, data_spec
-from refseg_model.metrics import intersection_union, sample_iou
+from refseg_model.fileio import write_png
+from refseg_model.metrics import mask_iou
 
 TILE_W, TILE_H, CAPTION = 256, 192, 22
 
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
             continue
         rgb, gt = loaded
         pred = seg.predict(rgb, sample.expression)
-        results.append((sample, rgb, gt, pred, sample_iou(*intersection_union(pred.mask, gt))))
+        results.append((sample, rgb, gt, pred, mask_iou(pred.mask, gt)))
     if not results:
         print('no loadable samples', file=sys.stderr)
         return 1
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
         rows.append(caption(row.shape[1], f'"{sample.expression}"  IoU {iou:.2f}'))
         rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    write_png(args.out, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     print(f'wrote {args.out} ({len(rows) // 2} samples from {len(results)} scored)')
     return 0
 

@@ -38,6 +38,7 @@ from refseg_model.backbones import build_backbone
 from refseg_model.checkpoint import CheckpointError, check_header, read_payload, save_checkpoint
 from refseg_model.config import ModelConfig
 from refseg_model.data.base import DataError, SampleSource, first_loadable
+from refseg_model.fileio import atomic_write
 from refseg_model.inference import resolve_device
 from refseg_model.preprocess import RGB_MEAN, letterbox, letterbox_mask, normalize, unletterbox
 from refseg_model.text import tokenize
@@ -211,9 +212,7 @@ def train_per_word(source: SampleSource, cfg: ModelConfig, out: str | os.PathLik
                   "dataset": source.name, "split": source.split, "final_loss": losses[-1]},
     }
     path = save_checkpoint(payload, out / "perword.pt")
-    tmp = out / ".perword_losses.json.tmp"
-    tmp.write_text(json.dumps(losses) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "perword_losses.json")
+    atomic_write(out / "perword_losses.json", json.dumps(losses) + "\n")
     return {"checkpoint": path, "words": words, "losses": losses}
 
 

@@ -16,7 +16,6 @@ it; this module never loads with ``weights_only=False``.
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -25,10 +24,12 @@ from typing import Any
 import torch
 
 from .config import CHECKPOINT_STAGES, ConfigError, ModelConfig
+from .fileio import atomic_open
+from .network import build_model
+from .preprocess import RGB_MEAN
 
 FORMAT = "refseg-checkpoint"
 VERSION = 1
-RGB_MEAN = (123.68, 116.779, 103.939)
 REQUIRED_KEYS = ("model_config", "vocabulary", "preprocessing", "state_dict", "stage")
 
 
@@ -59,24 +60,8 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    with atomic_open(path, fsync=True) as handle:
+        torch.save(payload, handle)
     return path
 
 
@@ -188,8 +173,6 @@ def model_from_checkpoint(payload: dict[str, Any], path: str | Path = "<checkpoi
 
     The backbone is never downloaded here: the checkpoint's weights replace it anyway.
     """
-    from .network import build_model
-
     cfg = model_config_of(payload, path)
     cfg.pretrained, cfg.backbone_weights = False, None
     if cfg.vocab_size != len(payload["vocabulary"]):

@@ -8,6 +8,7 @@ apart from the model configuration.
 
 Presets are YAML files in ``refseg_model/presets/``: ``paper`` (VGG-16, trained as the released
 code trains it: see docs/REPRODUCING.md), ``tabletop`` (the shipped default),
+``tabletop_stride8`` (the previous default: 320x320, stride-8 deconvolution),
 ``tabletop_mobilenet``, ``tabletop_concat`` and ``tiny`` (for tests).
 
 Training runs in up to three stages, ``det`` (box crops, as the released code's detection model),
@@ -22,6 +23,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from refseg_model.fileio import atomic_write
 
 BACKBONES = ("vgg16", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "convnet", "tiny")
 SPATIAL_VARIANTS = ("xy2", "xy8", "none")
@@ -84,6 +89,11 @@ class ModelConfig:
             ``"resize_then_threshold"``: probabilities resized, then >= threshold;
             ``"threshold_then_resize"`` (the released test script): thresholded on the square
             input, the 0/1 map resized bilinearly, every pixel > 0 foreground.
+
+    The field defaults are a neutral base for the presets, not a network of their own: neither
+    the paper's (``paper``) nor the shipped one (``tabletop``); every preset sets the fields it
+    needs and a checkpoint stores all of them. Build a network from a preset
+    (``load_config("tabletop").model``), not from ``ModelConfig()``.
     """
 
     backbone: str = "mobilenet_v3_small"
@@ -340,13 +350,11 @@ def preset_names() -> list[str]:
 
 
 def load_config(name_or_path: str | Path) -> RunConfig:
-    """Load a preset by name (``paper``, ``tabletop``, ``tiny``) or a YAML file by path.
+    """Load a preset by name (see :func:`preset_names`) or a YAML file by path.
 
     The YAML file has two optional sections, ``model`` and ``train``; missing keys keep
     their defaults.
     """
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{name_or_path}.yaml"
@@ -373,11 +381,4 @@ def load_config(name_or_path: str | Path) -> RunConfig:
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     """Write ``config`` as YAML, atomically."""
-    import os
-
-    import yaml
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -9,58 +9,49 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
+from tqdm import tqdm
 
+from refseg_model.breakdown import SIZE_EDGES, GroupedMetrics
 from refseg_model.data.base import SampleSource
-from refseg_model.metrics import SegmentationMetrics
+from refseg_model.fileio import atomic_write, write_mask_png
+from refseg_model.metrics import SegmentationMetrics, intersection_union
 
 PredictFn = Callable[[np.ndarray, str], np.ndarray]
-
-
-def write_mask_png(mask: np.ndarray, path: str | os.PathLike) -> None:
-    """Write a bool mask as a mono8 PNG (255 = target), atomically."""
-    path = Path(path)
-    ok, data = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
-    if not ok:
-        raise OSError(f"cannot encode mask PNG for {path}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
 
 
 def write_json(data: dict, path: str | os.PathLike) -> None:
     """Write ``data`` as indented JSON, atomically (temporary file + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def evaluate(predict_fn: PredictFn, source: SampleSource, *,
              save_masks: str | os.PathLike | None = None, progress: bool = True,
-             limit: int | None = None) -> dict:
+             limit: int | None = None, by: Sequence[str] = (),
+             size_edges: Sequence[int] = SIZE_EDGES) -> dict:
     """Run ``predict_fn`` on every sample of ``source`` and return the metrics dict.
 
     The dict has the keys ``prec@0.5`` ... ``prec@0.9``, ``overall_iou``, ``mean_iou`` and
     ``num_samples`` (fractions in 0..1). Samples that cannot be loaded follow the source's error
     policy (skipped with a warning naming the file, or :class:`DataError`). With ``save_masks``
     each prediction is written as ``<sample_id>.png`` (255 = target, original size). ``limit``
-    evaluates only the first ``limit`` samples.
+    evaluates only the first ``limit`` samples. ``by`` names groupings of
+    :mod:`refseg_model.breakdown` (``kind``, ``strategy``, ``size`` with bands cut at
+    ``size_edges`` pixels); each adds a ``by_<grouping>`` section of per-group metrics.
     """
     samples = source.samples[:limit] if limit else source.samples
+    grouped = GroupedMetrics(source, by, size_edges) if by else None
     out_dir = Path(save_masks) if save_masks is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     metrics = SegmentationMetrics()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(samples), desc=f"evaluating {source.name} {source.split}",
                    unit="sample", dynamic_ncols=True)
     try:
@@ -74,9 +65,12 @@ def evaluate(predict_fn: PredictFn, source: SampleSource, *,
                         f"predictor returned a {pred.shape} mask for {sample.sample_id} whose "
                         f"image {sample.image_path} is {gt.shape[0]}x{gt.shape[1]}")
                 pred = pred.astype(bool)
-                metrics.add(pred, gt)
+                i, u = intersection_union(pred, gt)
+                metrics.add_counts(i, u)
+                if grouped is not None:
+                    grouped.add_counts(sample, int(gt.sum()), i, u)
                 if out_dir is not None:
-                    write_mask_png(pred, out_dir / f"{sample.sample_id}.png")
+                    write_mask_png(out_dir / f"{sample.sample_id}.png", pred)
             if bar is not None:
                 bar.update(1)
                 if len(metrics):
@@ -85,5 +79,8 @@ def evaluate(predict_fn: PredictFn, source: SampleSource, *,
         if bar is not None:
             bar.close()
     source.summarize_problems()
-    return metrics.to_dict()
+    result = metrics.to_dict()
+    if grouped is not None:
+        result.update(grouped.to_dict())
+    return result
 

@@ -112,11 +112,3 @@ def autocast(device: torch.device | str, path: NumericPath):
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=path.dtype)
 
-
-def mask_iou(a, b) -> float:
-    """Return the IoU of two boolean masks (1.0 when both are empty)."""
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    union = int(np.logical_or(a, b).sum())
-    return int(np.logical_and(a, b).sum()) / union if union else 1.0

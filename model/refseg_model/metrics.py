@@ -26,8 +26,17 @@ def intersection_union(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
 
 
 def sample_iou(intersection: int, union: int) -> float:
-    """Return I / U, 1.0 when both masks are empty."""
+    """Return I / U, 1.0 for an empty union.
+
+    Both masks empty means nothing was there and nothing was predicted: a correct answer. This
+    is the one rule for an empty union in refseg (metrics, benchmarks, the demo).
+    """
     return intersection / union if union else 1.0
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Return the IoU of two same-sized binary masks (1.0 when both are empty)."""
+    return sample_iou(*intersection_union(pred, gt))
 
 
 class SegmentationMetrics:

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from refseg_model.fileio import atomic_write
+
 PAD = "<pad>"
 GO = "<go>"
 EOS = "<eos>"
@@ -102,10 +104,7 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one token a line, atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(t + "\n" for t in self._tokens), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, "".join(t + "\n" for t in self._tokens))
 
     # lookup ---------------------------------------------------------------------------------
     def __len__(self) -> int:

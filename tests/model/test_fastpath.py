@@ -7,7 +7,7 @@ import torch
 from refseg_model.checkpoint import load_checkpoint
 from refseg_model.cli.train import main as train_cli
 from refseg_model.data import open_source
-from refseg_model.fastpath import NumericPath, mask_iou, prepare_model, resolve_path
+from refseg_model.fastpath import NumericPath, prepare_model, resolve_path
 from refseg_model.inference import Segmenter
 from refseg_model.network import build_model
 
@@ -75,12 +75,3 @@ def test_precision_checks(trained):
     seg = Segmenter.from_checkpoint(trained, device="cpu")
     assert seg.numeric_path == NumericPath("fp32", False) and "fp32" in repr(seg)
     assert load_checkpoint(trained)["stage"] == "lowres"
-
-
-def test_mask_iou():
-    a = np.zeros((4, 4), bool)
-    assert mask_iou(a, a) == 1.0
-    b = a.copy()
-    b[0, :2] = True
-    a[0, 0] = True
-    assert mask_iou(a, b) == 0.5

@@ -10,6 +10,7 @@ from refseg_model.metrics import (
     SegmentationMetrics,
     format_table_row,
     intersection_union,
+    mask_iou,
     table_header,
 )
 
@@ -75,3 +76,15 @@ def test_table_row_in_percent():
                           "2"]
     assert len(table_header()) == len(row)
     assert format_table_row("x", m.to_dict()) == m.table_row("x")
+
+
+def test_mask_iou_and_the_empty_union_rule():
+    a = np.zeros((4, 4), bool)
+    assert mask_iou(a, a) == 1.0  # nothing there, nothing predicted
+    b = a.copy()
+    b[0, :2] = True
+    assert mask_iou(a, b) == 0.0
+    a[0, 0] = True
+    assert mask_iou(a, b) == 0.5
+    with pytest.raises(ValueError, match="differ in size"):
+        mask_iou(a, np.zeros((3, 4), bool))

@@ -3,6 +3,8 @@
 Prints prec@0.5 ... prec@0.9, overall IoU, mean IoU and the number of samples; ``--json OUT``
 writes them (keys ``prec@0.5`` ... ``prec@0.9``, ``overall_iou``, ``mean_iou``, ``num_samples``,
 fractions in 0..1) atomically; ``--save-masks DIR`` writes ``<sample_id>.png`` per sample.
+``--by kind`` / ``--by size`` (repeatable; also ``strategy``) prints one table per grouping and
+adds ``by_kind`` / ``by_size`` sections to the JSON (see :mod:`refseg_model.breakdown`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from refseg_model.baselines import BASELINES
+from refseg_model.breakdown import GROUPINGS, SIZE_EDGES
 from refseg_model.cli.common import add_data_arguments, data_spec
-
-BASELINES = ("whole-image", "per-word-average", "per-word-intersection", "per-word-union")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate a baseline instead of the model")
     p.add_argument("--name", help="row label in the printed table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--by", action="append", default=[], choices=GROUPINGS,
+                   help="also break the metrics down by expression kind, generator strategy "
+                        "or target area (repeatable)")
+    p.add_argument("--size-edges", default=",".join(map(str, SIZE_EDGES)), metavar="A,B,...",
+                   help="--by size: band edges in pixels at the original image size")
     return p
 
 
@@ -62,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``refseg-eval``; return the exit status (2 on bad input, with the reason)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from refseg_model.breakdown import check_size_edges, format_group_table
     from refseg_model.checkpoint import CheckpointError
     from refseg_model.config import ConfigError
     from refseg_model.data import DataError
@@ -76,15 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(source) == 0:
             raise DataError(f"no samples in {args.dataset} split {args.split!r} under "
                             f"{args.data_root}")
+        size_edges = check_size_edges(args.size_edges.split(","))
         predict_fn = _predictor(args)
         metrics = evaluate(predict_fn, source, save_masks=args.save_masks,
-                           progress=not args.no_progress, limit=args.limit or None)
+                           progress=not args.no_progress, limit=args.limit or None,
+                           by=args.by, size_edges=size_edges)
     except (CheckpointError, ConfigError, DataError, ValueError) as exc:
         print(f"refseg-eval: error: {exc}", file=sys.stderr)
         return 2
     name = args.name or args.baseline or (args.checkpoint.stem if args.checkpoint else "model")
     print(table_header())
     print(format_table_row(name, metrics))
+    for grouping in dict.fromkeys(args.by):
+        print()
+        print(format_group_table(grouping, metrics[f"by_{grouping}"]))
     if args.json:
         write_json(metrics, args.json)
         print(f"wrote {args.json}")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from refseg_model import default_checkpoint_path
+from refseg_model.checkpoint import CheckpointError
+from refseg_model.data import DataError, read_rgb
+from refseg_model.drawing import draw_mask
+from refseg_model.fileio import write_mask_png, write_png
+from refseg_model.inference import Segmenter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,51 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def write_png(path: str | Path, image: np.ndarray) -> None:
-    """Write ``image`` (mono8, or RGB) as PNG atomically."""
-    import cv2
-
-    path = Path(path)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"cannot encode PNG for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
-
-
 def overlay_image(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Return ``rgb`` with the mask tinted red and outlined."""
-    import cv2
-
-    out = rgb.astype(np.float32)
-    out[mask] = 0.5 * out[mask] + 0.5 * np.array([255.0, 0.0, 0.0])
-    out = out.astype(np.uint8)
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(out, contours, -1, (255, 255, 0), 2)
-    return out
+    """Return a copy of ``rgb`` with the mask tinted red and outlined in yellow."""
+    return draw_mask(rgb.copy(), mask, tint=(255, 0, 0), outline=(255, 255, 0), alpha=0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``refseg-predict``."""
     args = build_parser().parse_args(argv)
-    from refseg_model import default_checkpoint_path
-    from refseg_model.checkpoint import CheckpointError
-    from refseg_model.data import DataError, read_rgb
-    from refseg_model.inference import Segmenter
-
     try:
         rgb = read_rgb(args.image)
         segmenter = Segmenter.from_checkpoint(args.checkpoint or default_checkpoint_path(),
                                               device=args.device, threshold=args.threshold)
         pred = segmenter.predict(rgb, args.expression)
-        write_png(args.out, pred.mask.astype(np.uint8) * 255)
+        for path in filter(None, (args.out, args.overlay)):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_mask_png(args.out, pred.mask)
         if args.overlay:
-            write_png(args.overlay, overlay_image(rgb, pred.mask))
+            write_png(args.overlay, cv2.cvtColor(overlay_image(rgb, pred.mask),
+                                                 cv2.COLOR_RGB2BGR))
     except (CheckpointError, DataError, ValueError, TypeError, OSError) as err:
         print(f"refseg-predict: error: {err}", file=sys.stderr)
         return 2

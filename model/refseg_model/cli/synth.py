@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from refseg_model.synth.writer import add_expression_kinds, write_dataset
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of ``refseg-synth``."""
@@ -14,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a synthetic tabletop dataset of RGB-D scenes with referring "
                     "expressions and exact masks, in the layout read by --dataset synthetic.")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--num-images", type=int, required=True, help="number of scenes to draw")
+    p.add_argument("--num-images", type=int, help="number of scenes to draw")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same bytes)")
     p.add_argument("--width", type=int, default=640, help="image width in pixels")
     p.add_argument("--height", type=int, default=480, help="image height in pixels")
@@ -22,14 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-frac", type=float, default=0.1, help="fraction of images in val")
     p.add_argument("--test-frac", type=float, default=0.1, help="fraction of images in test")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--kinds-only", action="store_true",
+                   help="add synthetic_kinds_<split>.json to the dataset in --out (written "
+                        "without them) and touch nothing else")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``refseg-synth``; return the exit status."""
-    args = build_parser().parse_args(argv)
-    from refseg_model.synth.writer import write_dataset
-
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.kinds_only:
+        return _kinds_only(args)
+    if args.num_images is None:
+        parser.error("the following arguments are required: --num-images")
     start = time.perf_counter()
     try:
         meta = write_dataset(args.out, args.num_images, seed=args.seed, width=args.width,
@@ -42,6 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     parts = ", ".join(f"{s} {c['images']} images / {c['expressions']} expressions"
                       for s, c in meta["splits"].items())
     print(f"wrote {meta['num_images']} scenes to {args.out} in {seconds:.1f} s ({parts})")
+    return 0
+
+
+def _kinds_only(args: argparse.Namespace) -> int:
+    try:
+        counts = add_expression_kinds(args.out, workers=args.workers, progress=not args.quiet)
+    except (ValueError, OSError) as exc:
+        print(f"refseg-synth: error: {exc}", file=sys.stderr)
+        return 2
+    parts = ", ".join(f"{s} {n}" for s, n in counts.items())
+    print(f"wrote the expression kinds of {args.out} ({parts} expressions)")
     return 0
 
 

@@ -54,6 +54,14 @@ class Sample:
     mask_ref: Any
 
 
+@dataclass(frozen=True)
+class ExpressionKind:
+    """What an expression asks for: its ``kind`` ("colour", "relation"...) and ``strategy``."""
+
+    kind: str
+    strategy: str
+
+
 def decode_image(path: str | os.PathLike, what: str = "image",
                  flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Decode an image file with OpenCV ``flags``; :class:`DataError` names the ``what`` file."""
@@ -142,6 +150,14 @@ class SampleSource:
     def expressions(self) -> list[str]:
         """Return the expression of every sample, in sample order."""
         return [s.expression for s in self.samples]
+
+    def has_expression_kinds(self) -> bool:
+        """Return whether :meth:`expression_kind` knows the kinds of this split's expressions."""
+        return False
+
+    def expression_kind(self, sample: Sample) -> ExpressionKind | None:
+        """Return what the sample's expression asks for, ``None`` when the dataset does not say."""
+        return None
 
     def load_image(self, sample: Sample) -> np.ndarray:
         """Return the sample's image as HxWx3 uint8 RGB; raise :class:`DataError` if unreadable."""

@@ -7,10 +7,13 @@
     DIR/camera/<image_id>.json             {"width", "height", "K": [fx,0,cx,0,fy,cy,0,0,1]}
     DIR/masks/<image_id>_<region_id>.png   mono8, 255 = region
     DIR/synthetic_query_<split>.json       {"<image_id>_<region_id>": ["expression", ...]}
+    DIR/synthetic_kinds_<split>.json       {"<image_id>_<region_id>": [{"kind", "strategy"}, ...]}
     DIR/synthetic_<split>_imlist.txt       image ids, one a line
 
 A sample is one (region, expression) pair with id ``<image_id>_<region_id>_<k>``. Splits:
-``train``, ``val``, ``test`` (and ``trainval``, the union of the first two).
+``train``, ``val``, ``test`` (and ``trainval``, the union of the first two). The kinds file is
+optional (datasets written before it existed have none) and read only when a kind is asked for:
+entry ``k`` of a region's list is the kind of expression ``k``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import cv2
 import numpy as np
 
-from refseg_model.data.base import DataError, Sample, decode_image, read_json
+from refseg_model.data.base import DataError, ExpressionKind, Sample, decode_image, read_json
 from refseg_model.data.query_layout import QueryLayoutSource
 
 SPLITS = ("train", "val", "test", "trainval")
@@ -69,6 +72,42 @@ class SyntheticSource(QueryLayoutSource):
     def __init__(self, root: str | os.PathLike, split: str = "train", on_error: str = "skip"):
         """Index the split; a missing list or query file raises :class:`DataError` at once."""
         super().__init__(root, split, on_error)
+        self._kinds: dict[str, list[ExpressionKind]] | None = None
+
+    def _read_kinds(self) -> dict[str, list[ExpressionKind]]:
+        """Read the kinds files of the split (absent ones add nothing); check them."""
+        if self._kinds is not None:
+            return self._kinds
+        kinds: dict[str, list[ExpressionKind]] = {}
+        for part in self.parts.get(self.split, (self.split,)):
+            path = self.root / f"{self.name}_kinds_{part}.json"
+            if not path.is_file():
+                continue
+            data = read_json(path, "synthetic kinds")
+            try:
+                kinds.update({key: [ExpressionKind(str(e["kind"]), str(e["strategy"]))
+                                    for e in entries] for key, entries in data.items()})
+            except (AttributeError, KeyError, TypeError) as exc:
+                raise DataError(f"{path}: expected {{\"<image_id>_<region_id>\": "
+                                f"[{{\"kind\": str, \"strategy\": str}}, ...]}} ({exc!r})"
+                                ) from exc
+            queries = self._read_queries(self.root / f"{self.name}_query_{part}.json")
+            for key, expressions in queries.items():
+                if key in data and len(data[key]) != len(expressions):
+                    raise DataError(f"{path}: {key} has {len(data[key])} kinds for "
+                                    f"{len(expressions)} expressions")
+        self._kinds = kinds
+        return kinds
+
+    def has_expression_kinds(self) -> bool:
+        """Return whether a ``synthetic_kinds_<split>.json`` file names any expression's kind."""
+        return bool(self._read_kinds())
+
+    def expression_kind(self, sample: Sample) -> ExpressionKind | None:
+        """Return the kind of the sample's expression, ``None`` when the kinds file lacks it."""
+        entries = self._read_kinds().get(f"{sample.image_id}_{sample.region_id}")
+        k = int(sample.sample_id.rsplit("_", 1)[1])
+        return entries[k] if entries is not None and k < len(entries) else None
 
     def load_depth(self, sample: Sample) -> np.ndarray:
         """Return the depth of the sample's image as HxW float32 metres (0 = no depth)."""

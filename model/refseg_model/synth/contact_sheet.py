@@ -6,13 +6,14 @@ Run ``python -m refseg_model.synth.contact_sheet --out docs/img/synth_examples.p
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from refseg_model.drawing import draw_mask
+from refseg_model.fileio import write_png
 from refseg_model.synth.scene import Scene, generate_scene
 
 KIND_ORDER = ("object", "object", "group", "object", "stuff", "object", "group", "object")
@@ -30,13 +31,10 @@ def pick_region(scene: Scene, kind: str, rng: np.random.Generator):
 def draw_tile(scene: Scene, region, text: str, size: tuple[int, int]) -> np.ndarray:
     """Return one tile (BGR): the scene, the mask tinted and outlined, the expression below."""
     bgr = scene.rgb[..., ::-1].copy()
-    mask = region.mask.astype(np.uint8)
-    tint = bgr.copy()
-    if region.kind == "stuff":  # objects keep their colour: only big regions are tinted
-        tint[mask > 0] = (0.6 * tint[mask > 0] + 0.4 * np.array([255, 0, 255])).astype(np.uint8)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(tint, contours, -1, (255, 0, 255), max(2, scene.width // 160))
-    tile = cv2.resize(tint, size, interpolation=cv2.INTER_AREA)
+    # objects keep their colour: only big (stuff) regions are tinted
+    draw_mask(bgr, region.mask, tint=(255, 0, 255) if region.kind == "stuff" else None,
+              outline=(255, 0, 255), alpha=0.4, thickness=max(2, scene.width // 160))
+    tile = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
     banner = np.full((28, size[0], 3), 255, np.uint8)
     cv2.putText(banner, f'"{text}"', (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
                 cv2.LINE_AA)
@@ -68,13 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     sheet = contact_sheet(args.seeds, args.columns)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", sheet)
-    if not ok:
-        print("contact_sheet: PNG encoding failed", file=sys.stderr)
+    try:
+        write_png(out, sheet)
+    except OSError as exc:
+        print(f"contact_sheet: {exc}", file=sys.stderr)
         return 1
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, out)
     print(f"wrote {out} ({sheet.shape[1]}x{sheet.shape[0]})")
     return 0
 

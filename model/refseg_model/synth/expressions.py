@@ -14,6 +14,11 @@ it is also unambiguous to a person looking at the picture:
   "the ball in front of the bowl", "the cup left of the jar";
 - plurals over every look-alike: "the two green balls" (a group region: the union of the masks);
 - stuff: "the table", "the wall", "the floor".
+
+Each expression keeps the *strategy* that produced it (``category``, ``colour``, ``colour_only``,
+``size``, ``position``, ``global``, ``corner``, ``relation``, ``plural``, ``plural_colour``,
+``table``, ``wall``, ``floor``) and its coarser *kind* (:data:`EXPRESSION_KINDS`, see
+:func:`kind_of_strategy`), so that evaluation can be broken down by what the expression asks for.
 """
 
 from __future__ import annotations
@@ -33,16 +38,41 @@ NEAR_GAP, FAR_GAP = 0.06, 0.14  # metres between footprints for "next to"
 COMMANDS = ("pick up", "grab", "take", "hand me", "give me", "point at", "find")
 STUFF_COMMANDS = ("point at", "find", "look at")
 ONE = {2: "two", 3: "three"}
+EXPRESSION_KINDS = ("category", "colour", "colour_only", "size", "position", "relation",
+                    "plural", "stuff")
+"""Kinds of expression, in table order: "position" is an absolute position (among look-alikes,
+in the whole picture or a corner), "plural" names a group of look-alikes."""
+_KIND_OF_STRATEGY = {"global": "position", "corner": "position", "plural_colour": "plural",
+                     "table": "stuff", "wall": "stuff", "floor": "stuff"}
+
+
+def kind_of_strategy(strategy: str) -> str:
+    """Return the kind (one of :data:`EXPRESSION_KINDS`) of a generator strategy."""
+    kind = _KIND_OF_STRATEGY.get(strategy, strategy)
+    if kind not in EXPRESSION_KINDS:
+        raise ValueError(f"unknown expression strategy {strategy!r}")
+    return kind
+
+
+def _strategy_name(key: str) -> str:
+    """Name a :class:`_Phrases` key: the plural keys carry their colour ("plural red ")."""
+    if key.startswith("plural"):
+        return "plural_colour" if key.strip() != "plural" else "plural"
+    return key
 
 
 @dataclass
 class RegionText:
-    """A region to be written: id, kind, the objects it covers and its expressions."""
+    """A region to be written: id, kind, the objects it covers, its expressions and strategies.
+
+    ``strategies[k]`` names the strategy that produced ``expressions[k]``.
+    """
 
     region_id: str
     kind: str
     object_ids: tuple
     expressions: list[str] = field(default_factory=list)
+    strategies: list[str] = field(default_factory=list)
 
 
 class _Phrases:
@@ -55,11 +85,13 @@ class _Phrases:
     def add(self, strategy: str, forms: list[str]) -> None:
         self.by_strategy.setdefault(strategy, []).append(forms)
 
-    def pick(self, k: int, commands: tuple) -> list[str]:
+    def pick(self, k: int, commands: tuple) -> tuple[list[str], list[str]]:
+        """Draw up to ``k`` distinct expressions; return them and the strategy of each."""
         rng = self.rng
         strategies = sorted(self.by_strategy)
         rng.shuffle(strategies)
         chosen: list[str] = []
+        origin: list[str] = []
         rounds = 0
         while len(chosen) < k and rounds < 4:
             for s in strategies:
@@ -72,8 +104,9 @@ class _Phrases:
                     text = f"{commands[int(rng.integers(len(commands)))]} {text}"
                 if text not in chosen:
                     chosen.append(text)
+                    origin.append(_strategy_name(s))
             rounds += 1
-        return chosen
+        return chosen, origin
 
 
 def _the(np_: str) -> list[str]:
@@ -288,14 +321,14 @@ def describe_scene(objects: list, stuff: dict, rng: np.random.Generator, width: 
     for o in present:
         if o.visible_fraction < MIN_VISIBLE_FRACTION or o.area < MIN_TARGET_AREA * width * height:
             continue
-        texts = describe_object(o, present, rng, width, height).pick(count_expressions(rng),
-                                                                     COMMANDS)
+        texts, strategies = describe_object(o, present, rng, width, height).pick(
+            count_expressions(rng), COMMANDS)
         if texts:
-            regions.append(RegionText(o.region_id, "object", (o.object_id,), texts))
+            regions.append(RegionText(o.region_id, "object", (o.object_id,), texts, strategies))
     for j, (ids, ph) in enumerate(describe_groups(present, rng), start=1):
-        texts = ph.pick(count_expressions(rng), COMMANDS)
+        texts, strategies = ph.pick(count_expressions(rng), COMMANDS)
         if texts:
-            regions.append(RegionText(f"g{j}", "group", ids, texts))
+            regions.append(RegionText(f"g{j}", "group", ids, texts, strategies))
     stuff_forms = {
         "table": ["the table", "table", "the tabletop", "the table surface"],
         "wall": ["the wall", "wall", "the wall behind the table", "the background wall"],
@@ -309,6 +342,6 @@ def describe_scene(objects: list, stuff: dict, rng: np.random.Generator, width: 
             continue
         ph = _Phrases(rng)
         ph.add(name, stuff_forms[name] + list(extra))
-        texts = ph.pick(int(rng.choice([1, 2], p=[0.75, 0.25])), STUFF_COMMANDS)
-        regions.append(RegionText(name, "stuff", (), texts))
+        texts, strategies = ph.pick(int(rng.choice([1, 2], p=[0.75, 0.25])), STUFF_COMMANDS)
+        regions.append(RegionText(name, "stuff", (), texts, strategies))
     return regions

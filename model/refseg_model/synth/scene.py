@@ -64,13 +64,18 @@ class SceneObject:
 
 @dataclass
 class Region:
-    """A referring region: the target of its expressions, with its exact ground-truth mask."""
+    """A referring region: the target of its expressions, with its exact ground-truth mask.
+
+    ``strategies[k]`` is the generator strategy of ``expressions[k]`` (see
+    :mod:`refseg_model.synth.expressions`; its kind is ``kind_of_strategy(strategies[k])``).
+    """
 
     region_id: str
     expressions: list[str]
     mask: np.ndarray  # HxW bool: the visible pixels
     kind: str  # "object", "group" or "stuff"
     object_ids: tuple = ()
+    strategies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -258,7 +263,8 @@ def _compose(seed, rng: np.random.Generator, cam: Camera, env: Environment,
             mask = np.isin(labels, codes)
         else:
             mask = np.isin(labels, [render.FIRST_OBJECT + i - 1 for i in t.object_ids])
-        regions.append(Region(t.region_id, t.expressions, mask, t.kind, tuple(t.object_ids)))
+        regions.append(Region(t.region_id, t.expressions, mask, t.kind, tuple(t.object_ids),
+                              t.strategies))
     camera = {
         "pitch_deg": round(cam.pitch_deg, 3), "yaw_deg": round(cam.yaw_deg, 3),
         "roll_deg": round(cam.roll_deg, 3), "height_m": round(float(cam.C[2]), 4),
@@ -287,6 +293,7 @@ def generate_scene(seed: int | Sequence[int], width: int = 640, height: int = 48
 
 DEMO_COMMAND = "pick up the red cup on the left"
 DEMO_EXPRESSION = "the red cup on the left"
+DEMO_STRATEGY = "position"
 
 
 def make_demo_scene(seed: int = 0, width: int = 640, height: int = 480
@@ -316,11 +323,13 @@ def make_demo_scene(seed: int = 0, width: int = 640, height: int = 480
         left, right = scene.objects[0], scene.objects[1]
         if left.visible_fraction < 0.9 or right.visible_fraction < 0.6:
             continue
-        region = Region("o1", [DEMO_EXPRESSION], scene.object_mask(1), "object", (1,))
+        region = Region("o1", [DEMO_EXPRESSION], scene.object_mask(1), "object", (1,),
+                        [DEMO_STRATEGY])
         for r in scene.regions:
             if r.region_id == "o1":
                 if DEMO_EXPRESSION not in r.expressions:
                     r.expressions.insert(0, DEMO_EXPRESSION)
+                    r.strategies.insert(0, DEMO_STRATEGY)
                 region = r
                 break
         else:

@@ -9,7 +9,13 @@
     DIR/masks/<image_id>_<region_id>.png   mono8, 255 = region
     DIR/scenes/<image_id>.json             objects, categories, colours, boxes, regions
     DIR/synthetic_query_<split>.json       {"<image_id>_<region_id>": ["expression", ...]}
+    DIR/synthetic_kinds_<split>.json       {"<image_id>_<region_id>": [{"kind", "strategy"}, ...]}
     DIR/synthetic_<split>_imlist.txt       image ids, one a line; splits train, val, test
+
+``synthetic_kinds_<split>.json`` runs parallel to the query file: entry ``k`` of a region's list
+says what expression ``k`` asks for (its kind, one of
+:data:`~refseg_model.synth.expressions.EXPRESSION_KINDS`, and the generator strategy behind it).
+Datasets written before it existed have every other file byte for byte as they are now.
 
 Image ``i`` is drawn from the seed ``(seed, i)``, so the bytes do not depend on the number of
 worker processes. Every file is written to a temporary name and renamed.
@@ -23,28 +29,19 @@ from collections import Counter
 from multiprocessing import get_context
 from pathlib import Path
 
-import cv2
 import numpy as np
+from tqdm import tqdm
 
+from refseg_model.fileio import atomic_write, encode_png
+from refseg_model.synth.expressions import kind_of_strategy
 from refseg_model.synth.scene import GENERATOR_VERSION, Scene, generate_scene
 
 SPLITS = ("train", "val", "test")
 SUBDIRS = ("images", "depth", "camera", "masks", "scenes")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
+    return encode_png(image, compression=1)
 
 
 def _json(obj) -> bytes:
@@ -79,17 +76,33 @@ def write_scene(root: Path, image_id: str, scene: Scene) -> dict[str, list[str]]
     return queries
 
 
-def _work(args: tuple) -> tuple[int, dict, dict]:
-    root, seed, index, image_id, width, height = args
+def expression_kinds(image_id: str, scene: Scene) -> dict[str, list[dict]]:
+    """Return a scene's ``{"<image_id>_<region_id>": [{"kind", "strategy"}, ...]}``."""
+    out = {}
+    for region in scene.regions:
+        if len(region.strategies) != len(region.expressions):
+            raise ValueError(f"region {region.region_id} has {len(region.expressions)} "
+                             f"expressions but {len(region.strategies)} strategies")
+        out[f"{image_id}_{region.region_id}"] = [
+            {"kind": kind_of_strategy(s), "strategy": s} for s in region.strategies]
+    return out
+
+
+def _work(args: tuple) -> tuple[int, dict, dict, dict]:
+    root, seed, index, image_id, width, height, write = args
     scene = generate_scene((seed, index), width, height)
-    queries = write_scene(Path(root), image_id, scene)
+    if write:
+        queries = write_scene(Path(root), image_id, scene)
+    else:
+        queries = {f"{image_id}_{r.region_id}": list(r.expressions) for r in scene.regions}
+    kinds = expression_kinds(image_id, scene)
     stats = {
         "objects": Counter(o.category for o in scene.objects),
         "colours": Counter(o.colour for o in scene.objects),
         "kinds": Counter(r.kind for r in scene.regions),
         "expressions": sum(len(r.expressions) for r in scene.regions),
     }
-    return index, queries, stats
+    return index, queries, kinds, stats
 
 
 def split_of_images(num_images: int, seed: int, val_frac: float, test_frac: float) -> list[str]:
@@ -108,6 +121,40 @@ def split_of_images(num_images: int, seed: int, val_frac: float, test_frac: floa
     return splits
 
 
+def _draw_all(root: Path, num_images: int, seed: int, width: int, height: int, val_frac: float,
+              test_frac: float, workers: int, progress: bool, write: bool) -> tuple:
+    """Draw every scene (writing its files when ``write``); gather queries, kinds and counts."""
+    splits = split_of_images(num_images, seed, val_frac, test_frac)
+    digits = max(6, len(str(num_images - 1)))
+    ids = [f"{i:0{digits}d}" for i in range(num_images)]
+    jobs = [(str(root), int(seed), i, ids[i], int(width), int(height), write)
+            for i in range(num_images)]
+    queries: dict[str, dict] = {s: {} for s in SPLITS}
+    kinds: dict[str, dict] = {s: {} for s in SPLITS}
+    per_image: list[tuple | None] = [None] * num_images
+    totals = {"objects": Counter(), "colours": Counter(), "kinds": Counter()}
+    expressions = Counter()
+
+    def collect(results) -> None:
+        for index, q, k, stats in results:
+            per_image[index] = q, k
+            for key in totals:
+                totals[key].update(stats[key])
+            expressions[splits[index]] += stats["expressions"]
+            bar.update(1)
+
+    with tqdm(total=num_images, desc="refseg-synth", unit="img", disable=not progress) as bar:
+        if workers == 1:
+            collect(map(_work, jobs))
+        else:
+            with get_context("spawn").Pool(min(workers, num_images)) as pool:
+                collect(pool.imap_unordered(_work, jobs, chunksize=4))
+    for i, (q, k) in enumerate(per_image):
+        queries[splits[i]].update(q)
+        kinds[splits[i]].update(k)
+    return splits, ids, queries, kinds, totals, expressions
+
+
 def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width: int = 640,
                   height: int = 480, workers: int = 1, val_frac: float = 0.1,
                   test_frac: float = 0.1, progress: bool = True) -> dict:
@@ -121,33 +168,8 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
         raise NotADirectoryError(f"output path {root} exists and is not a folder")
     for sub in SUBDIRS:
         (root / sub).mkdir(parents=True, exist_ok=True)
-    splits = split_of_images(num_images, seed, val_frac, test_frac)
-    digits = max(6, len(str(num_images - 1)))
-    ids = [f"{i:0{digits}d}" for i in range(num_images)]
-    jobs = [(str(root), int(seed), i, ids[i], int(width), int(height)) for i in range(num_images)]
-    queries: dict[str, dict] = {s: {} for s in SPLITS}
-    per_image: list[dict | None] = [None] * num_images
-    totals = {"objects": Counter(), "colours": Counter(), "kinds": Counter()}
-    expressions = Counter()
-
-    from tqdm import tqdm
-
-    def collect(results) -> None:
-        for index, q, stats in results:
-            per_image[index] = q
-            for key in totals:
-                totals[key].update(stats[key])
-            expressions[splits[index]] += stats["expressions"]
-            bar.update(1)
-
-    with tqdm(total=num_images, desc="refseg-synth", unit="img", disable=not progress) as bar:
-        if workers == 1:
-            collect(map(_work, jobs))
-        else:
-            with get_context("spawn").Pool(min(workers, num_images)) as pool:
-                collect(pool.imap_unordered(_work, jobs, chunksize=4))
-    for i, q in enumerate(per_image):
-        queries[splits[i]].update(q)
+    splits, ids, queries, kinds, totals, expressions = _draw_all(
+        root, num_images, seed, width, height, val_frac, test_frac, workers, progress, write=True)
     counts = {}
     for split in SPLITS:
         image_ids = [ids[i] for i in range(num_images) if splits[i] == split]
@@ -155,6 +177,8 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
                      "".join(f"{x}\n" for x in image_ids).encode())
         atomic_write(root / f"synthetic_query_{split}.json",
                      (json.dumps(queries[split]) + "\n").encode())
+        atomic_write(root / f"synthetic_kinds_{split}.json",
+                     (json.dumps(kinds[split]) + "\n").encode())
         counts[split] = {"images": len(image_ids), "regions": len(queries[split]),
                          "expressions": expressions[split]}
     meta = {
@@ -167,3 +191,42 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
     }
     atomic_write(root / "meta.json", _json(meta))
     return meta
+
+
+def add_expression_kinds(out: str | os.PathLike, workers: int = 1, progress: bool = True
+                         ) -> dict[str, int]:
+    """Write the ``synthetic_kinds_<split>.json`` files of a dataset written without them.
+
+    The scenes are drawn again from ``meta.json`` (seed, size, split fractions) and nothing but
+    the kinds files is written. Raises ``ValueError`` when the dataset's expressions are not
+    what this generator draws (another generator version, or edited files). Returns the number
+    of expressions given a kind, per split.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    root = Path(out)
+    try:
+        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+        version, seed = meta["generator_version"], int(meta["seed"])
+        num_images, width, height = (int(meta[k]) for k in ("num_images", "width", "height"))
+        val_frac, test_frac = float(meta["val_frac"]), float(meta["test_frac"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{root / 'meta.json'}: not the meta file of a refseg-synth dataset "
+                         f"({exc})") from exc
+    if version != GENERATOR_VERSION:
+        raise ValueError(f"{root} was written by generator version {version}, this is "
+                         f"{GENERATOR_VERSION}: its scenes cannot be drawn again")
+    _, _, queries, kinds, _, _ = _draw_all(root, num_images, seed, width, height, val_frac,
+                                           test_frac, workers, progress, write=False)
+    for split in SPLITS:
+        path = root / f"synthetic_query_{split}.json"
+        try:
+            written = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {path}: {exc}") from exc
+        if written != queries[split]:
+            raise ValueError(f"{path} differs from what generator version {GENERATOR_VERSION} "
+                             f"draws from seed {seed}: kinds cannot be added")
+    for split in SPLITS:
+        atomic_write(root / f"synthetic_kinds_{split}.json", json.dumps(kinds[split]) + "\n")
+    return {split: sum(len(v) for v in kinds[split].values()) for split in SPLITS}
