@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write <sample_id>.png per sample (255 = predicted target)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threshold", type=float, default=0.5, help="foreground probability")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="numeric path: auto (the fastest that keeps the answers here: bf16 on "
+                        "CPUs with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16 (CUDA)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only")
     p.add_argument("--baseline", choices=BASELINES,
                    help="evaluate a baseline instead of the model")
@@ -58,7 +61,7 @@ def _predictor(args: argparse.Namespace):
     from refseg_model.inference import Segmenter
 
     segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                          threshold=args.threshold)
+                                          threshold=args.threshold, precision=args.precision)
     return lambda rgb, expression: segmenter.predict(rgb, expression).mask
 
 
