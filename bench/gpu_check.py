@@ -188,7 +188,7 @@ def section_predict(device, dry: bool, nets, frames) -> list:
     rows = []
     batch = 2 if dry else 32
     for name, net, _ in nets:
-        for compile_ in ("auto", "on"):
+        for compile_ in ("auto",) if dry else ("auto", "on"):  # CPU compiles take minutes
             seg = segmenter_of(net, device, "auto", None, compile_)
             path = seg.numeric_path
             if compile_ == "on" and not path.compiled:  # the compile failed: say why, go on

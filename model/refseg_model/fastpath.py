@@ -20,9 +20,9 @@ its float32 statistics. Masks agree with float32 at IoU >= 0.99 (``tests/model/t
 
 ``channels_last`` (NHWC; oneDNN's and the tensor cores' preferred layout) is on by default.
 
-``compile="auto"`` times one forward pass when the model is prepared: a network that takes more
-than :data:`COMPILE_MIN_SECONDS` a frame (the ``paper`` VGG-16 on a CPU) is compiled with
-``torch.compile`` (inductor, weights frozen and pre-packed), the compiled pass is timed, and the
+``compile="auto"`` counts the FLOPs of one forward pass when the model is prepared: a network of
+:data:`COMPILE_MIN_FLOP` or more a frame (the ``paper`` VGG-16: 224.5 GFLOP) is compiled with
+``torch.compile`` (inductor, weights frozen and pre-packed), both passes are timed, and the
 faster of the two is kept (the ``paper`` network at 512x512: 4.8 s -> 2.7 s a frame in fp32 on one
 core here; its compile takes about 30 s). Small networks (the shipped default: 1.8 GFLOP) stay
 eager: compiling them costs tens of seconds at start for a few milliseconds a frame.
@@ -46,8 +46,9 @@ import torch
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("auto", "on", "off")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# A forward pass slower than this (batch 1) makes compile="auto" try torch.compile.
-COMPILE_MIN_SECONDS = 0.2
+# A network of at least this many FLOPs a frame makes compile="auto" try torch.compile (a count,
+# not a time: the decision does not depend on what else loads the machine).
+COMPILE_MIN_FLOP = 20e9
 # bf16 is chosen on an AVX-512 BF16 CPU without AMX only when the probe finds it this much faster.
 BF16_MIN_SPEEDUP = 1.2
 
@@ -262,11 +263,11 @@ def compile_if_faster(model: torch.nn.Module, path: NumericPath, images: torch.T
     """Return ``(runner, path)``: a compiled batch-1 forward if it pays off, else ``None``.
 
     ``images`` / ``tokens`` are an example batch of 1 (prepared by :func:`prepare_images`).
-    ``mode``: ``off`` (no timing, no compile), ``on`` (compile; keep it unless it fails),
-    ``auto`` (time the eager pass; compile when it is slower than
-    :data:`COMPILE_MIN_SECONDS`, keep the faster). The returned path has ``compiled`` set and
-    its ``reason`` extended with what was measured. A compile that fails (no C++ compiler, an
-    operator inductor cannot lower) keeps the eager model and says why.
+    ``mode``: ``off`` (no compile), ``on`` (compile; keep it unless it fails), ``auto``
+    (compile a network of :data:`COMPILE_MIN_FLOP` or more a frame, keep the faster pass).
+    The returned path has ``compiled`` set and its ``reason`` extended with what was measured.
+    A compile that fails (no C++ compiler, an operator inductor cannot lower) keeps the eager
+    model and says why.
     """
     if mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {mode!r}; choose one of {COMPILE_MODES}")
@@ -279,10 +280,17 @@ def compile_if_faster(model: torch.nn.Module, path: NumericPath, images: torch.T
         with torch.inference_mode(), autocast(device, path):
             return fn(images, tokens)
 
-    eager_s = _best_time(lambda: run(eager), 2, device)
-    if mode == "auto" and eager_s < COMPILE_MIN_SECONDS:
-        return None, replace(path, reason=f"{path.reason}; eager ({1e3 * eager_s:.0f} ms a "
-                                          f"frame, no compile below {COMPILE_MIN_SECONDS} s)")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:  # also the warm-up pass
+        run(eager)
+    flop = counter.get_total_flops()
+    if mode == "auto" and flop < COMPILE_MIN_FLOP:
+        return None, replace(path, reason=f"{path.reason}; eager ({flop / 1e9:.1f} GFLOP a "
+                                          f"frame, no compile below {COMPILE_MIN_FLOP / 1e9:.0f} "
+                                          "GFLOP)")
+    eager_s = _best_time(lambda: run(eager), 1, device)
     import torch._inductor.config as inductor_config
 
     try:
