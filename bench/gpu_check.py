@@ -52,6 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true",
                    help="on the CPU, few iterations, small inputs: checks the script")
     p.add_argument("--skip", default="", help="comma-separated sections to skip")
+    p.add_argument("--networks", default="default,paper", help="comma-separated networks")
     return p.parse_args(argv)
 
 
@@ -148,12 +149,12 @@ def section_peak(device, dry: bool) -> dict:
     return peak
 
 
-def networks(dry: bool):
+def networks(dry: bool, names=("default", "paper")):
     """Yield ``(name, Network, flops)``; a dry run shrinks the paper network's input."""
     from bench import model_bench as mb
     from bench.models import load_network
 
-    for name in ("default", "paper"):
+    for name in names:
         net = load_network(name)
         if dry and name == "paper":
             net.config.input_size = 128
@@ -233,14 +234,14 @@ def section_agreement(device, nets, frames) -> list:
     return rows
 
 
-def section_train(device, dry: bool, data_root) -> list:
+def section_train(device, dry: bool, data_root, names) -> list:
     """Return the training step's images/s of both presets."""
     from bench.train_bench import train_throughput
 
     plans = [("default", 4, 2), ("paper", 1, 1)] if dry else [("default", 64, 20),
                                                               ("paper", 16, 10)]
     return [train_throughput(name, data_root, device, batch, steps, log)
-            for name, batch, steps in plans]
+            for name, batch, steps in plans if name in names]
 
 
 def section_torchrun(device, dry: bool, data_root, tmp: Path) -> dict:
@@ -285,6 +286,7 @@ def main(argv=None) -> int:
     results = {"dry_run": args.dry_run, "machine": info, "targets": {},
                "date": datetime.datetime.now().isoformat(timespec="seconds")}
     log(f"device {device} ({info.get('gpu') or info['cpu']})")
+    write(results, args.out)  # the machine, even if nothing else finishes
     failed = []
     with tempfile.TemporaryDirectory(prefix="refseg-gpu-") as tmp:
         tmp = Path(tmp)
@@ -292,15 +294,22 @@ def main(argv=None) -> int:
         write_dataset(data_root, 8 if args.dry_run else 48, seed=7, width=640, height=480,
                       test_frac=0.25, progress=False)
         frames = [(rgb, text) for rgb, text, _ in frames_of(data_root, None, 8)]
-        nets = list(networks(args.dry_run))
+        loaded: list = []
+
+        def nets():  # loaded by the first section that needs them (a failure is recorded)
+            if not loaded:
+                names = [n.strip() for n in args.networks.split(",") if n.strip()]
+                loaded.extend(networks(args.dry_run, names))
+            return loaded
         sections = [  # the targets first: a run cut short keeps them
             ("peak", lambda: section_peak(device, args.dry_run)),
-            ("predict", lambda: section_predict(device, args.dry_run, nets, frames)),
-            ("train", lambda: section_train(device, args.dry_run, data_root)),
+            ("predict", lambda: section_predict(device, args.dry_run, nets(), frames)),
+            ("train", lambda: section_train(device, args.dry_run, data_root,
+                                            args.networks.split(","))),
             ("torchrun", lambda: section_torchrun(device, args.dry_run, data_root, tmp)),
-            ("agreement", lambda: section_agreement(device, nets, frames)),
+            ("agreement", lambda: section_agreement(device, nets(), frames)),
             ("forward", lambda: section_forward(device, args.dry_run, results.get("peak", {}),
-                                                nets)),
+                                                nets())),
         ]
         for name, run in sections:
             if name in skip:
