@@ -45,7 +45,9 @@ def load_network(name: str, seed: int = 0) -> Network:
     if name == "default":
         path = refseg_model.default_checkpoint_path()
         if path.is_file():
-            seg = Segmenter.from_checkpoint(path, device="cpu")
+            # The weights as stored (fp32, NCHW): each measurement prepares its own copy.
+            seg = Segmenter.from_checkpoint(path, device="cpu", precision="fp32",
+                                            channels_last=False, compile="off")
             return Network(name, "tabletop", seg.model, seg.vocabulary, seg.config, seg.stage,
                            f"checkpoint {path.name}")
         preset = "tabletop"

@@ -109,7 +109,7 @@ def test_auto_precision_follows_the_cpu():
         assert precision == "bf16" and "AMX" in reason
     else:  # AVX-512 BF16 without AMX: the probe decides, and the reason gives its figure
         assert precision in ("fp32", "bf16") and "matmul probe ran bf16" in reason
-    path = resolve_path("auto", None, "cpu")
+    path = resolve_path("auto", None, "cpu")  # the probe is measured once per process
     assert path == NumericPath(precision, True) and path.reason == reason
     assert resolve_path("bf16", False).reason == "bf16: asked for"
 
