@@ -35,6 +35,7 @@ def machine_info(device: torch.device) -> dict:
         "cpu": model, "cpu_flags": flags, "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "python": platform.python_version(), "device": str(device), "gpu": None,
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -44,6 +45,8 @@ def machine_info(device: torch.device) -> dict:
 def machine_label(info: dict) -> str:
     """Return a one-line description such as ``AMD EPYC, 2 cores, 2 torch threads``."""
     text = f"{info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads"
+    if info.get("load_average") is not None:  # other work on the machine skews every figure
+        text += f", load average {info['load_average']:.1f} at the start"
     if info.get("gpu"):
         text += f", GPU {info['gpu']}"
     return text

@@ -18,6 +18,7 @@ from refseg_model.fastpath import (
     cpu_has_fast_bf16,
     prepare_images,
     prepare_model,
+    resolve_path,
 )
 from refseg_model.metrics import mask_iou
 
@@ -49,12 +50,8 @@ def count_flops(net: Network, batch: int = 1) -> dict:
 
 
 def fast_path_for(device: torch.device) -> NumericPath:
-    """Return the fastest path that keeps the answers on ``device``."""
-    if device.type == "cuda":
-        return NumericPath("fp16", True)
-    if cpu_has_fast_bf16():
-        return NumericPath("bf16", True)
-    return NumericPath("fp32", True)
+    """Return the path ``precision="auto"`` picks on ``device`` (the node's default)."""
+    return resolve_path("auto", None, device)
 
 
 def forward_variants(device: torch.device, quick: bool, compile_: bool) -> list[dict]:
@@ -211,16 +208,28 @@ def frames_of(root, size: tuple[int, int] | None, count: int):
     return frames
 
 
-def predict_latency(net: Network, device: torch.device, path: NumericPath, frames,
-                    iters: int, budget_s: float) -> dict:
-    """Time ``Segmenter.predict`` (preprocessing, forward, unletterbox) on ``frames``."""
-    seg = segmenter_of(net, device, path.precision, path.channels_last)
+def predict_latency(net: Network, device: torch.device, path: NumericPath | None, frames,
+                    iters: int, budget_s: float, flops_1: int, peak: dict) -> dict:
+    """Time ``Segmenter.predict`` (preprocessing, forward, unletterbox) on ``frames``.
+
+    ``path=None``: the node's default (``precision="auto"``, ``compile="auto"``). The rate is
+    given as a fraction of the best matrix-multiply peak of this run (any dtype).
+    """
+    if path is None:
+        seg = segmenter_of(net, device, "auto", None, "auto")
+    else:
+        seg = segmenter_of(net, device, path.precision, path.channels_last)
     rgb, expression, _ = frames[0]
     times = time_calls(lambda: seg.predict(rgb, expression), 1, iters,
                        lambda: synchronize(device), budget_s)
     stats = summarize(times)
-    return {"network": net.name, "path": path.name, "input": f"{rgb.shape[1]}x{rgb.shape[0]}",
-            "latency": stats, "frames_per_s": 1.0 / stats["median"]}
+    best = max(peak.values(), key=lambda p: p["flop_per_s"])
+    rate = flops_1 / stats["median"]
+    return {"network": net.name, "path": seg.numeric_path.name,
+            "default_path": path is None, "reason": seg.numeric_path.reason,
+            "input": f"{rgb.shape[1]}x{rgb.shape[0]}", "latency": stats,
+            "frames_per_s": 1.0 / stats["median"], "flop_per_s": rate,
+            "best_peak_dtype": best["dtype"], "fraction_of_best_peak": rate / best["flop_per_s"]}
 
 
 def agreement(net: Network, device: torch.device, path: NumericPath, frames) -> dict:

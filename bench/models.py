@@ -45,7 +45,9 @@ def load_network(name: str, seed: int = 0) -> Network:
     if name == "default":
         path = refseg_model.default_checkpoint_path()
         if path.is_file():
-            seg = Segmenter.from_checkpoint(path, device="cpu")
+            # The weights as stored (fp32, NCHW): each measurement prepares its own copy.
+            seg = Segmenter.from_checkpoint(path, device="cpu", precision="fp32",
+                                            channels_last=False, compile="off")
             return Network(name, "tabletop", seg.model, seg.vocabulary, seg.config, seg.stage,
                            f"checkpoint {path.name}")
         preset = "tabletop"
@@ -63,12 +65,16 @@ def load_network(name: str, seed: int = 0) -> Network:
 
 
 def segmenter_of(net: Network, device: torch.device, precision: str = "fp32",
-                 channels_last: bool = False) -> Segmenter:
-    """Return a ``Segmenter`` over a private copy of ``net``'s model."""
+                 channels_last: bool | None = False, compile: str = "off") -> Segmenter:
+    """Return a ``Segmenter`` over a private copy of ``net``'s model.
+
+    ``precision="auto"``, ``channels_last=None``, ``compile="auto"``: the node's default path.
+    """
     import copy
 
     return Segmenter(copy.deepcopy(net.model), net.vocabulary, net.config, stage=net.stage,
-                     device=device, precision=precision, channels_last=channels_last)
+                     device=device, precision=precision, channels_last=channels_last,
+                     compile=compile)
 
 
 def write_checkpoint(net: Network, path: Path) -> Path:

@@ -268,7 +268,13 @@ def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> l
                 f"model {row['model']['median'] * 1e3:.1f} ms,"
                 f" overhead median {row['overhead']['median'] * 1e3:.1f} ms p95 "
                 f"{row['overhead']['p95'] * 1e3:.1f} ms, {lost} lost")
-        node.stop()  # the floor is measured on quiet cores
+        node.stop()  # the floor and the model alone are measured on quiet cores
+        for row, size in zip(rows, sizes):
+            row["model_alone"] = model_alone(checkpoint, images[size], frames)
+            row["inside_over_alone"] = row["model"]["median"] / row["model_alone"]["median"]
+            log(f"  model alone {row['input']} (Segmenter.predict in this process, same "
+                f"set-up): median {row['model_alone']['median'] * 1e3:.1f} ms; inside the node "
+                f"{row['inside_over_alone']:.2f}x that")
         floors = middleware_floor(client, images, frames, log_dir)
         for row, size in zip(rows, sizes):
             row["middleware_floor"] = floors[size]
@@ -281,6 +287,20 @@ def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> l
         client.close()
         node.stop()
     return rows
+
+
+def model_alone(checkpoint: Path, image, frames: int) -> dict:
+    """Time ``Segmenter.predict`` of ``checkpoint`` on ``image`` here, as the node runs it."""
+    from refseg_model.inference import Segmenter
+    from refseg_node.image_conversion import to_rgb
+
+    from .stats import time_calls
+
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")  # the node's default path
+    rgb = to_rgb(image, 10 ** 8)
+    times = time_calls(lambda: seg.predict(rgb, QUERY), 2, frames, lambda: None, 60.0)
+    seg.release()
+    return summarize(times)
 
 
 def _scene(width: int, height: int):

@@ -55,12 +55,22 @@ def markdown(results: dict) -> str:
                          f"{_ms(row['latency'])} | {_ms(row['latency'], 'p95')} | "
                          f"{row['images_per_s']:.2f} | {row['flop_per_s'] / 1e9:.1f} | {frac} |")
         lines += ["", "`Segmenter.predict` (preprocessing + forward + back to the frame size), "
-                  "batch 1:", "", "| network | frame | path | median ms | p95 ms | frames/s |",
-                  "|---|---|---|---|---|---|"]
+                  "batch 1; the node's default path (`precision: auto`) next to fp32, as a "
+                  "fraction of the best matrix-multiply peak of this run:", "",
+                  "| network | frame | path | median ms | p95 ms | frames/s | GFLOP/s | "
+                  "of best peak |", "|---|---|---|---|---|---|---|---|"]
         for row in model["predict"]:
-            lines.append(f"| {row['network']} | {row['input']} | {row['path']} | "
+            label = row["path"] + (" (default)" if row.get("default_path") else "")
+            frac = (f"{row['fraction_of_best_peak']:.0%} ({row['best_peak_dtype']})"
+                    if "fraction_of_best_peak" in row else "-")
+            rate = f"{row['flop_per_s'] / 1e9:.1f}" if "flop_per_s" in row else "-"
+            lines.append(f"| {row['network']} | {row['input']} | {label} | "
                          f"{_ms(row['latency'])} | {_ms(row['latency'], 'p95')} | "
-                         f"{row['frames_per_s']:.1f} |")
+                         f"{row['frames_per_s']:.1f} | {rate} | {frac} |")
+        reasons = {row["network"]: row["reason"] for row in model["predict"]
+                   if row.get("default_path")}
+        lines += [""] + [f"- default path of `{name}`: {reason}" for name, reason in
+                         reasons.items()]
         lines += ["", "Masks of the fast path against float32 (synthetic test split):", "",
                   "| network | path | samples | overall IoU | min IoU |", "|---|---|---|---|---|"]
         for row in model["agreement"]:
@@ -84,13 +94,15 @@ def markdown(results: dict) -> str:
                   "message's `inference_time`.", "",
                   "Middleware floor: the same image to an echo process (`bench/dds_echo.py`) "
                   "and its header back, no node code: what rclpy + Fast DDS cost.", "",
-                  "| frame | frames | end-to-end median ms | fps | model median ms | overhead "
-                  "median ms | overhead p95 ms | middleware floor median ms |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| frame | frames | end-to-end median ms | fps | model median ms | model alone "
+                  "median ms | inside / alone | overhead median ms | overhead p95 ms | "
+                  "middleware floor median ms |", "|---|---|---|---|---|---|---|---|---|---|"]
         for row in node:
             lines.append(f"| {row['input']} | {row['frames'] - row['lost']} | "
                          f"{_ms(row['end_to_end'])} | {row['end_to_end_fps']:.1f} | "
-                         f"{_ms(row['model'])} | {_ms(row['overhead'])} | "
+                         f"{_ms(row['model'])} | {_ms(row.get('model_alone'))} | "
+                         f"{row.get('inside_over_alone', float('nan')):.2f} | "
+                         f"{_ms(row['overhead'])} | "
                          f"{_ms(row['overhead'], 'p95')} | "
                          f"{_ms(row.get('middleware_floor'))} |")
     stream = results.get("stream")

@@ -99,11 +99,15 @@ def run_model(args, device, data_root) -> dict:
                 result["forward"].append(mb.time_forward(net, device, variant, batch, peak,
                                                          flops["total"], budget, log))
         frames = frames_640 if name == "default" else frames_512
-        for path in dict.fromkeys([mb.NumericPath("fp32", False), fast]):
-            row = mb.predict_latency(net, device, path, frames, 5 if quick else 50, budget)
+        for path in (mb.NumericPath("fp32", False), None):  # None: the node's default path
+            row = mb.predict_latency(net, device, path, frames, 5 if quick else 50, budget,
+                                     flops["total"], peak)
             result["predict"].append(row)
-            log(f"  predict {name} {row['input']} {path.name}: median "
-                f"{row['latency']['median'] * 1e3:.1f} ms ({row['frames_per_s']:.1f} frames/s)")
+            log(f"  predict {name} {row['input']} {row['path']}"
+                f"{' (default path)' if path is None else ''}: median "
+                f"{row['latency']['median'] * 1e3:.1f} ms ({row['frames_per_s']:.1f} frames/s, "
+                f"{row['fraction_of_best_peak']:.0%} of the best peak, "
+                f"{row['best_peak_dtype']})" + (f"; {row['reason']}" if path is None else ""))
         agree_path = fast if fast.precision != "fp32" else mb.NumericPath(
             "bf16", True) if name == "default" else fast
         row = mb.agreement(net, device, agree_path, frames)
@@ -172,17 +176,18 @@ def write_reports(results: dict, out: Path) -> list:
 def main(argv=None) -> int:
     """Run the selected sections and write the results."""
     args = parse_args(argv)
-    import torch
 
     from bench.machine import machine_info, machine_label
+    from refseg_model.fastpath import configure_serving, describe_threads
     from refseg_model.inference import resolve_device
     from refseg_model.synth.writer import write_dataset
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # The node's set-up (threads, allocator): figures "alone" compare with the node's.
+    serving = configure_serving(args.threads)
     device = resolve_device(args.device)
     info = machine_info(device)
-    log(f"machine: {machine_label(info)}; sections {args.sections}"
+    info["serving"] = describe_threads(serving)
+    log(f"machine: {machine_label(info)}; {info['serving']}; sections {args.sections}"
         f"{' (quick)' if args.quick else ''}")
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"quick": args.quick, "date": datetime.datetime.now().isoformat(timespec="seconds"),

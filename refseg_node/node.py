@@ -212,7 +212,9 @@ class RefSegNode(LifecycleNode):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Load the model and start the worker."""
         from refseg_model import Segmenter
+        from refseg_model.fastpath import configure_serving, describe_threads
 
+        serving = describe_threads(configure_serving())  # threads + allocator, before the model
         path = self.checkpoint_path()
         try:
             segmenter = Segmenter.from_checkpoint(
@@ -228,7 +230,8 @@ class RefSegNode(LifecycleNode):
                                         daemon=True)
         self._active = True
         self._worker.start()
-        self.get_logger().info(f"active: {segmenter!r}")
+        self.get_logger().info(f"active: {segmenter!r}; numeric path "
+                               f"{segmenter.numeric_path.reason}; {serving}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:

@@ -13,7 +13,7 @@ from refseg_node.command_parser import DEFAULT_MAX_LENGTH
 from refseg_node.image_conversion import DEFAULT_MAX_PIXELS
 
 MODES = ("continuous", "once")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 IMAGE_QOS = ("sensor_data", "reliable")
 
 
@@ -31,8 +31,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("checkpoint", "", "model checkpoint file; empty = the shipped default "
                   "(refseg_model.default_checkpoint_path())"),
     ParameterSpec("device", "auto", "auto, cpu, cuda or cuda:N"),
-    ParameterSpec("precision", "fp32", "numeric path of the model: fp32, bf16 (autocast; fast "
-                  "on CPUs with AVX-512 BF16/AMX and on GPUs) or fp16 (CUDA only)"),
+    ParameterSpec("precision", "auto", "numeric path of the model: auto (the fastest that keeps "
+                  "the answers: bf16 on CPUs with AMX, or AVX-512 BF16 where it measures faster "
+                  "than fp32; fp16 on CUDA; fp32 elsewhere; the node logs the choice and why), "
+                  "fp32, bf16 or fp16 (CUDA only)"),
     ParameterSpec("channels_last", True, "run the convolutions in NHWC memory layout (faster "
                   "for the depthwise convolutions of the default model)"),
     ParameterSpec("threshold", 0.5, "probability above which a pixel is in the mask, in [0, 1]",

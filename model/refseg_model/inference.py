@@ -92,14 +92,16 @@ class Segmenter:
 
     def __init__(self, model: torch.nn.Module, vocabulary, config: ModelConfig, *,
                  stage: str = "highres", device: str | torch.device = "auto",
-                 threshold: float = 0.5, precision: str = "fp32",
-                 channels_last: bool = False) -> None:
+                 threshold: float = 0.5, precision: str = "auto",
+                 channels_last: bool | None = None, compile: str = "auto") -> None:
         """Wrap ``model`` (a ``TextObjSegModel``); prefer :meth:`from_checkpoint`.
 
-        ``precision`` (``fp32``, ``bf16``, ``fp16`` on CUDA) and ``channels_last`` select the
-        numeric path (``refseg_model.fastpath``); the default is plain float32.
+        ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16`` on CUDA), ``channels_last``
+        (``None``: on) and ``compile`` (``auto``, ``on``, ``off``) select the numeric path
+        (``refseg_model.fastpath``); ``auto`` picks the fastest one that keeps the answers on
+        this device, and :attr:`numeric_path` says which and why.
         """
-        from .fastpath import prepare_model, resolve_path
+        from .fastpath import compile_if_faster, prepare_images, prepare_model, resolve_path
 
         self.device = resolve_device(device)
         self.numeric_path = resolve_path(precision, channels_last, self.device)
@@ -108,11 +110,18 @@ class Segmenter:
         self.config = config
         self.stage = stage
         self.threshold = _check_threshold(threshold)
+        size = config.input_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        example = prepare_images(torch.zeros(1, 3, height, width, device=self.device),
+                                 self.numeric_path)
+        tokens = torch.ones(1, config.max_len, dtype=torch.long, device=self.device)
+        self._compiled, self.numeric_path = compile_if_faster(
+            self.model, self.numeric_path, example, tokens, stage, compile)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
-                        threshold: float | None = None, precision: str = "fp32",
-                        channels_last: bool = False) -> Segmenter:
+                        threshold: float | None = None, precision: str = "auto",
+                        channels_last: bool | None = None, compile: str = "auto") -> Segmenter:
         """Load a checkpoint written by ``refseg-train`` (raises ``CheckpointError``).
 
         ``threshold`` ``None`` takes the checkpoint's calibrated threshold, else 0.5.
@@ -132,7 +141,8 @@ class Segmenter:
             stored = calibrated_threshold(payload)
             threshold = DEFAULT_THRESHOLD if stored is None else stored
         return cls(model, vocabulary, config, stage=payload["stage"], device=device,
-                   threshold=threshold, precision=precision, channels_last=channels_last)
+                   threshold=threshold, precision=precision, channels_last=channels_last,
+                   compile=compile)
 
     # -- inputs ---------------------------------------------------------------------------
     def _tokens(self, expression: str) -> list[int]:
@@ -180,7 +190,10 @@ class Segmenter:
         batch = prepare_images(batch, self.numeric_path)
         token_batch = torch.tensor(tokens, dtype=torch.long, device=self.device)
         with torch.inference_mode(), autocast(self.device, self.numeric_path):
-            logits = self.model.predict_logits(batch, token_batch, stage=self.stage)
+            if self._compiled is not None and batch.shape[0] == 1:
+                logits = self._compiled(batch, token_batch)  # compiled for batch 1
+            else:
+                logits = self.model.predict_logits(batch, token_batch, stage=self.stage)
             probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
         results = []
         for prob, (_, meta) in zip(probs, prepared):
@@ -196,7 +209,7 @@ class Segmenter:
     def release(self) -> None:
         """Free the network (and cached GPU memory); the segmenter is unusable afterwards."""
         on_cuda = self.device.type == "cuda"
-        self.model = None
+        self.model = self._compiled = None
         if on_cuda:
             torch.cuda.empty_cache()
 

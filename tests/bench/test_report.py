@@ -38,3 +38,28 @@ def test_markdown_without_sections_is_only_the_header():
                "elapsed_s": 1.0}
     text = report.markdown(results)
     assert text.startswith("# refseg benchmark (full run)") and "##" not in text
+
+
+def test_markdown_gives_the_default_path_as_a_fraction_of_the_best_peak_and_node_vs_alone():
+    stats = {"median": 0.02, "p95": 0.03}
+    predict = [{"network": "paper", "path": "fp32", "default_path": False, "reason": "asked",
+                "input": "512x512", "latency": stats, "frames_per_s": 50.0, "flop_per_s": 6e10,
+                "best_peak_dtype": "float32", "fraction_of_best_peak": 0.4},
+               {"network": "paper", "path": "bf16+channels_last+compile", "default_path": True,
+                "reason": "bf16: the CPU has AMX", "input": "512x512", "latency": stats,
+                "frames_per_s": 80.0, "flop_per_s": 9e10, "best_peak_dtype": "bfloat16",
+                "fraction_of_best_peak": 0.62}]
+    model = {"peak": {"fp32": {"flop_per_s": 1.5e11}, "bf16": {"flop_per_s": 2.7e12}},
+             "flops": {}, "weights": {}, "forward": [], "predict": predict, "agreement": []}
+    node = [{"input": "640x480", "frames": 10, "lost": 0, "end_to_end": stats,
+             "end_to_end_fps": 50.0, "model": {"median": 0.022}, "overhead": stats,
+             "model_alone": {"median": 0.020}, "inside_over_alone": 1.1,
+             "middleware_floor": stats}]
+    results = {"quick": False, "date": "d", "machine": machine_info(torch.device("cpu")),
+               "elapsed_s": 1.0, "model": model, "node": node}
+    text = report.markdown(results)
+    assert "| paper | 512x512 | bf16+channels_last+compile (default) |" in text
+    assert "| 62% (bfloat16) |" in text and "| 40% (float32) |" in text
+    assert "- default path of `paper`: bf16: the CPU has AMX" in text
+    assert "| 22.0 | 20.0 | 1.10 |" in text
+    assert "load average" in text

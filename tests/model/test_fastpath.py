@@ -1,4 +1,6 @@
-"""Tests of the fast numeric path: bf16 autocast + channels_last keep the masks of float32."""
+"""Tests of the fast numeric path: reduced precision + channels_last keep the masks of float32."""
+
+import copy
 
 import numpy as np
 import pytest
@@ -7,7 +9,15 @@ import torch
 from refseg_model.checkpoint import load_checkpoint
 from refseg_model.cli.train import main as train_cli
 from refseg_model.data import open_source
-from refseg_model.fastpath import NumericPath, prepare_model, resolve_path
+from refseg_model.fastpath import (
+    NumericPath,
+    choose_precision,
+    compile_if_faster,
+    configure_threads,
+    cpu_bf16_kind,
+    prepare_model,
+    resolve_path,
+)
 from refseg_model.inference import Segmenter
 from refseg_model.network import build_model
 
@@ -24,9 +34,10 @@ def trained(shapes_root, tmp_path_factory):
 
 
 def test_bf16_channels_last_masks_agree_with_fp32(trained, shapes_root):
-    reference = Segmenter.from_checkpoint(trained, device="cpu")
-    fast = Segmenter.from_checkpoint(trained, device="cpu", precision="bf16", channels_last=True)
-    assert fast.numeric_path == NumericPath("bf16", True)
+    reference = Segmenter.from_checkpoint(trained, device="cpu", precision="fp32",
+                                          channels_last=False)
+    fast = Segmenter.from_checkpoint(trained, device="cpu", precision="bf16")
+    assert fast.numeric_path == NumericPath("bf16", True)  # channels_last by default
     source = open_source("referit", shapes_root, "val")
     inter = union = 0
     foreground = []
@@ -72,6 +83,151 @@ def test_precision_checks(trained):
         resolve_path("int4")
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         Segmenter.from_checkpoint(trained, device="cpu", precision="fp16")
-    seg = Segmenter.from_checkpoint(trained, device="cpu")
+    with pytest.raises(ValueError, match="unknown compile mode"):
+        Segmenter.from_checkpoint(trained, device="cpu", compile="maybe")
+    seg = Segmenter.from_checkpoint(trained, device="cpu", precision="fp32", channels_last=False)
     assert seg.numeric_path == NumericPath("fp32", False) and "fp32" in repr(seg)
     assert load_checkpoint(trained)["stage"] == "lowres"
+
+
+
+def test_auto_precision_follows_the_cpu():
+    precision, reason = choose_precision("cpu")
+    kind = cpu_bf16_kind()
+    if kind is None:
+        assert precision == "fp32" and "neither AMX nor AVX-512 BF16" in reason
+    elif kind == "amx":
+        assert precision == "bf16" and "AMX" in reason
+    else:  # AVX-512 BF16 without AMX: the probe decides, and the reason gives its figure
+        assert precision in ("fp32", "bf16") and "matmul probe ran bf16" in reason
+    path = resolve_path("auto", None, "cpu")  # the probe is measured once per process
+    assert path == NumericPath(precision, True) and path.reason == reason
+    assert resolve_path("bf16", False).reason == "bf16: asked for"
+
+
+def test_reduced_precision_weights_are_converted_once(tiny_config):
+    """Conv weights become bf16 at load (same numerics as autocast over float32 weights)."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config).eval()
+    reference = build_model(tiny_config).eval()
+    reference.load_state_dict(model.state_dict())
+    keys = set(model.state_dict())
+    prepare_model(model, NumericPath("bf16", True))
+    assert set(model.state_dict()) == keys
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert model.upsample.deconv.weight.dtype == torch.bfloat16
+    encoder = model.expression_encoder
+    assert all(p.dtype == torch.float32 for p in encoder.parameters())  # LSTM + embedding
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)
+    reference.to(memory_format=torch.channels_last)
+    images = (torch.rand(2, 3, 64, 64) * 255 - 120).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        converted = model.backbone(images).float()
+        cast_each_time = reference.backbone(images).float()  # autocast casts the fp32 weights
+    torch.testing.assert_close(converted, cast_each_time, atol=1e-2, rtol=1e-2)
+
+
+def _synthetic_frames(root, count):
+    from refseg_model.synth.writer import write_dataset
+
+    write_dataset(root, max(4, count), seed=11, width=320, height=240, test_frac=0.5,
+                  progress=False)
+    source = open_source("synthetic", root, "test")
+    frames = []
+    for sample in source.samples[:count]:
+        loaded = source.load(sample)
+        if loaded is not None:
+            frames.append((loaded[0], sample.expression))
+    assert frames
+    return frames
+
+
+def _agreement(reference: Segmenter, fast: Segmenter, frames, median_threshold: bool):
+    """Return the overall IoU and the mean foreground fraction of ``fast`` against fp32."""
+    inter = union = 0
+    foreground = []
+    for rgb, expression in frames:
+        ref = reference.predict(rgb, expression)
+        threshold = float(np.median(ref.probs)) if median_threshold else None
+        if threshold is not None:
+            ref = reference.predict(rgb, expression, threshold=threshold)
+        got = fast.predict(rgb, expression, threshold=threshold)
+        inter += int(np.logical_and(ref.mask, got.mask).sum())
+        union += int(np.logical_or(ref.mask, got.mask).sum())
+        foreground.append(ref.mask.mean())
+    return inter / union, float(np.mean(foreground))
+
+
+def _fast_precisions():
+    """Return the reduced precisions to check here: bf16, and the auto choice if another."""
+    auto = resolve_path("auto", None, "cpu").precision
+    return ["bf16"] + ([auto] if auto not in ("bf16", "fp32") else [])
+
+
+@pytest.mark.parametrize("preset", ["tabletop", "paper"])
+def test_fast_path_masks_agree_with_fp32_on_a_synthetic_split(preset, tmp_path):
+    """Masks of the fast path against fp32 on rendered tabletop scenes, IoU >= 0.99 overall.
+
+    ``tabletop``: the shipped checkpoint (trained weights, the default model). ``paper``:
+    VGG-16 at random initialisation, input 128x128 to keep the test fast (the same layers at
+    1/16 of the FLOPs); its random logits say nothing, so each frame is thresholded at the
+    median fp32 probability (half the pixels in the mask: a strict comparison).
+    """
+    import refseg_model
+    from bench.models import WORDS
+    from refseg_model.config import load_config
+    from refseg_model.text import Vocabulary
+
+    frames = _synthetic_frames(tmp_path / "synthetic", 6 if preset == "tabletop" else 2)
+    if preset == "tabletop":
+        path = refseg_model.default_checkpoint_path()
+
+        def make(precision, channels_last):
+            return Segmenter.from_checkpoint(path, device="cpu", precision=precision,
+                                             channels_last=channels_last, compile="off")
+    else:
+        torch.manual_seed(0)
+        cfg = load_config("paper").model
+        cfg.pretrained, cfg.backbone_weights, cfg.input_size = False, None, 128
+        # the numeric path is under test, not the released binarisation (threshold at the
+        # input size, then every resized pixel > 0: it widens each boundary difference)
+        cfg.binarize = "resize_then_threshold"
+        cfg.lstm_forget_bias, cfg.learned_pad = 0.0, False  # the random text vector of the check
+        vocabulary = Vocabulary.from_list(WORDS)
+        cfg.vocab_size = len(vocabulary)
+        base = build_model(cfg)  # VGG-16's initialisation takes seconds: done once
+
+        def make(precision, channels_last):
+            return Segmenter(copy.deepcopy(base), vocabulary, cfg, device="cpu",
+                             precision=precision, channels_last=channels_last, compile="off")
+    reference = make("fp32", False)
+    for precision in _fast_precisions():
+        fast = make(precision, None)
+        assert fast.numeric_path.precision == precision and fast.numeric_path.channels_last
+        iou, foreground = _agreement(reference, fast, frames, median_threshold=preset == "paper")
+        assert 0.005 < foreground < 0.95, foreground  # the masks say something
+        print(f"{preset} {precision}: IoU {iou:.4f}, foreground {foreground:.3f}")
+        assert iou >= 0.99, f"{preset} {fast.numeric_path.name}: overall IoU {iou:.4f}"
+
+
+def test_compile_off_and_auto_keep_small_networks_eager(tiny_config):
+    model = build_model(tiny_config).eval()
+    path = NumericPath("fp32", True, reason="fp32: asked for")
+    images = torch.zeros(1, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    tokens = torch.ones(1, 20, dtype=torch.long)
+    assert compile_if_faster(model, path, images, tokens, "highres", "off") == (None, path)
+    runner, auto = compile_if_faster(model, path, images, tokens, "highres", "auto")
+    assert runner is None and not auto.compiled and "no compile below" in auto.reason
+
+
+def test_configure_threads_reports_what_it_set():
+    import os
+
+    done = configure_threads()
+    assert done["torch_threads"] == torch.get_num_threads() == len(os.sched_getaffinity(0))
+    assert done["interop_threads"] >= 1
+    configure_threads(threads=1)
+    assert torch.get_num_threads() == 1
+    configure_threads(threads=done["torch_threads"])

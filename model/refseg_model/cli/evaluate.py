@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="foreground probability (default: the checkpoint's calibrated "
                         "threshold, else 0.5)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="numeric path: auto (the fastest that keeps the answers here: bf16 on "
+                        "CPUs with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16 (CUDA)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only")
     p.add_argument("--baseline", choices=BASELINES,
                    help="evaluate a baseline instead of the model")
@@ -61,7 +64,7 @@ def _predictor(args: argparse.Namespace):
     from refseg_model.inference import Segmenter
 
     segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                          threshold=args.threshold)
+                                          threshold=args.threshold, precision=args.precision)
     return lambda rgb, expression: segmenter.predict(rgb, expression).mask
 
 
