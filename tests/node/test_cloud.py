@@ -162,7 +162,7 @@ def demo():
 
 
 def millimetre_depth(depth_m):
-    """The depth as a 16UC1 camera sends it (the synthetic camera's encoding), back in metres."""
+    """Return the depth as a 16UC1 camera sends it (the synthetic camera's encoding), in metres."""
     mm = np.round(depth_m * 1000.0)
     return np.where(mm > 0, mm / 1000.0, np.nan).astype(np.float32)
 
