@@ -188,3 +188,98 @@ class MaskTracker:
             chain, mask
         self.age += 1
         return TrackResult(mask, probs, self.age, chain[:2].copy(), agreeing)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A mask carried onto frame ``index`` from the model's answer on frame ``key_index``."""
+
+    index: int
+    key_index: int
+    mask: np.ndarray
+    probs: np.ndarray
+    tag: object  # what the answer was for (the node keeps its query here)
+
+    @property
+    def age(self) -> int:
+        """Frames since the model's answer."""
+        return self.index - self.key_index
+
+
+class TrackedStream:
+    """The frames since the model's last answer, and that answer carried along them.
+
+    Frames come in order with increasing ``index`` (the camera's frame count). The model answers
+    for an earlier frame, often while several newer ones have arrived: :meth:`answer` starts a
+    track on the answered frame and catches up through the frames kept since, so the next
+    :meth:`track` continues from the newest frame. Not thread-safe on its own (the node holds a
+    lock around it).
+    """
+
+    def __init__(self, settings: TrackerSettings = TrackerSettings(), history: int = 30):
+        """Keep the grey images of the last ``history`` frames (for catching up)."""
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
+        self.tracker = MaskTracker(settings)
+        self.history = history
+        self._frames: dict[int, np.ndarray] = {}
+        self._index: int | None = None   # the frame the tracker stands on
+        self._key_index = 0
+        self._tag: object = None
+        self.lost_reason = ""
+
+    @property
+    def active(self) -> bool:
+        """Tell whether there is an answer to carry forward."""
+        return self.tracker.active
+
+    def reset(self) -> None:
+        """Forget the answer (a new query, or tracking turned off); keep the frames."""
+        self.tracker.reset()
+        self._index = None
+        self._tag = None
+
+    def add(self, index: int, gray: np.ndarray) -> None:
+        """Keep frame ``index`` (to catch up on it later) without tracking onto it."""
+        self._frames[int(index)] = to_gray(gray)
+        for old in [i for i in self._frames if i <= index - self.history]:
+            del self._frames[old]
+
+    def answer(self, index: int, gray: np.ndarray, mask: np.ndarray,
+               probs: np.ndarray | None, tag: object = None) -> bool:
+        """Take the model's ``mask`` on frame ``index`` and catch up to the newest frame kept.
+
+        Returns False (no track) when the mask is empty or offers too few corners, or when the
+        catching up loses it (``lost_reason`` says why).
+        """
+        self.reset()
+        self.add(index, gray)
+        self.lost_reason = ""
+        if not np.any(mask):
+            self.lost_reason = "the model found nothing to track"
+            return False
+        if not self.tracker.start(self._frames[index], mask, probs):
+            self.lost_reason = "too few corners on and around the mask to track it"
+            return False
+        self._index, self._key_index, self._tag = int(index), int(index), tag
+        for later in sorted(i for i in self._frames if i > index):
+            result = self.tracker.step(self._frames[later])
+            if result.mask is None:
+                self.lost_reason = result.reason
+                self.reset()
+                return False
+            self._index = later
+        return True
+
+    def track(self, index: int, gray: np.ndarray) -> Carried | None:
+        """Carry the answer onto the new frame ``index``; None (``lost_reason`` set) if lost."""
+        self.add(index, gray)
+        if not self.tracker.active or self._index is None or index <= self._index:
+            return None
+        result = self.tracker.step(self._frames[index])
+        if result.mask is None:
+            self.lost_reason = result.reason
+            self.reset()
+            return None
+        self._index = int(index)
+        return Carried(int(index), self._key_index, result.mask, result.probs, self._tag)

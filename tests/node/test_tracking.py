@@ -120,3 +120,39 @@ def test_keeps_the_demo_cup_over_a_camera_pan():
         assert result.mask is not None, result.reason
         ious.append(iou(result.mask, view.object_mask(1)))
     assert min(ious) > 0.85, ious
+
+
+def test_stream_catches_up_from_a_late_answer(texture):
+    """The model answers frame 2 while frames 3..6 have arrived; frame 7 is tracked from it."""
+    from refseg_node.tracking import TrackedStream
+
+    mask = np.zeros((H, W), bool)
+    mask[80:160, 100:200] = True
+    frames = {i: moved(texture, 4.0 * i, 1.0 * i) for i in range(1, 9)}
+    stream = TrackedStream(history=10)
+    for i in range(1, 7):
+        stream.add(i, frames[i][0])
+        assert stream.track(i, frames[i][0]) is None        # nothing to carry yet
+    key = cv2.warpAffine(mask.astype(np.uint8), frames[2][1], (W, H),
+                         flags=cv2.INTER_NEAREST) > 0
+    assert stream.answer(2, frames[2][0], key, None, tag="query")
+    carried = stream.track(7, frames[7][0])
+    assert carried is not None and carried.age == 5 and carried.tag == "query"
+    truth = cv2.warpAffine(mask.astype(np.uint8), frames[7][1], (W, H),
+                           flags=cv2.INTER_NEAREST) > 0
+    assert iou(carried.mask, truth) > 0.95
+    assert stream.track(7, frames[7][0]) is None               # not twice onto one frame
+    assert stream.track(8, frames[8][0]).age == 6
+    assert not stream.answer(8, frames[8][0], np.zeros((H, W), bool), None)
+    assert "nothing" in stream.lost_reason and not stream.active
+    with pytest.raises(ValueError):
+        TrackedStream(history=0)
+
+
+def test_stream_forgets_old_frames(texture):
+    from refseg_node.tracking import TrackedStream
+
+    stream = TrackedStream(history=3)
+    for i in range(10):
+        stream.add(i, texture)
+    assert sorted(stream._frames) == [7, 8, 9]
