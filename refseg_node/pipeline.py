@@ -1,0 +1,132 @@
+"""One frame through the model: image message -> mask, primary target, 3D point -> FrameResult.
+
+No ROS graph: :class:`SensorCache` keeps the depth frames and the CameraInfo the node received,
+:func:`segment_frame` segments one colour frame with a loaded ``Segmenter`` and pairs it with
+depth. Warnings go to the ``warn(kind, text)`` callable the node passes (it throttles them);
+``messages`` turns the result into ROS messages and ``outputs`` publishes them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from refseg_node import messages
+from refseg_node.geometry import Intrinsics, StampedBuffer, target_point
+from refseg_node.image_conversion import ConversionError, depth_to_metres, to_rgb
+from refseg_node.queries import nothing_known
+from refseg_node.targets import Target, no_target, primary_target
+
+Warn = Callable[[str, str], None]
+
+
+class NotActiveError(RuntimeError):
+    """The model is not loaded (the node is not active)."""
+
+
+def stamp_ns(header) -> int:
+    """Return a header's stamp in nanoseconds."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class SensorCache:
+    """The latest depth frames (by stamp) and CameraInfo, shared by callbacks and the worker."""
+
+    def __init__(self, depth_frames: int = 30) -> None:
+        """Keep up to ``depth_frames`` depth frames."""
+        self._lock = threading.Lock()
+        self._depth = StampedBuffer(depth_frames)
+        self._camera_info = None
+
+    def add_depth(self, msg) -> None:
+        """Keep a depth image (paired with colour frames by stamp)."""
+        with self._lock:
+            self._depth.add(stamp_ns(msg.header), msg)
+
+    def set_camera_info(self, msg) -> None:
+        """Keep the latest CameraInfo."""
+        with self._lock:
+            self._camera_info = msg
+
+    def clear(self) -> None:
+        """Forget depth frames and CameraInfo."""
+        with self._lock:
+            self._depth.clear()
+            self._camera_info = None
+
+    def pair(self, header, tolerance_s: float):
+        """Return (any depth received, the depth frame within ``tolerance_s``, CameraInfo)."""
+        with self._lock:
+            return (len(self._depth) > 0,
+                    self._depth.closest(stamp_ns(header), int(tolerance_s * 1e9)),
+                    self._camera_info)
+
+
+def segment_frame(segmenter, image, command: str, expression: str, settings,
+                  sensors: SensorCache, warn: Warn):
+    """Segment ``expression`` in the Image message ``image``; return (FrameResult, rgb).
+
+    Raises ``ConversionError`` for an image that cannot be used and :class:`NotActiveError`
+    when ``segmenter`` is None.
+    """
+    s = settings
+    rgb = to_rgb(image, s.max_image_pixels)
+    if segmenter is None:
+        raise NotActiveError("the model is not loaded: the node is not active")
+    unknown = tuple(segmenter.unknown_words(expression))
+    note, elapsed = "", 0.0
+    if nothing_known(expression, unknown):
+        note = (f"none of the words of {expression!r} are in the model's vocabulary; "
+                "nothing segmented")
+        warn("unknown_words", note)
+        mask = np.zeros(rgb.shape[:2], bool)
+        target = no_target(mask.shape)
+    else:
+        start = time.perf_counter()
+        prediction = segmenter.predict(rgb, expression, threshold=s.threshold)
+        elapsed = time.perf_counter() - start
+        mask = prediction.mask
+        target = primary_target(prediction.mask, prediction.probs)
+        if unknown:
+            warn("unknown_words", f"words not in the model's vocabulary, ignored: "
+                                  f"{', '.join(unknown)} (expression {expression!r})")
+    point = None
+    if target.found:
+        point, why = locate_target(image.header, target, s, sensors, warn)
+        note = note or why
+    elif not note:
+        note = f"no pixel passed the threshold {s.threshold}"
+    result = messages.FrameResult(
+        header=image.header, command=command, expression=expression, mask=mask, target=target,
+        threshold=s.threshold, unknown_words=unknown, inference_time=elapsed, point=point,
+        note=note)
+    return result, rgb
+
+
+def locate_target(header, target: Target, settings, sensors: SensorCache, warn: Warn):
+    """Return the 3D point of ``target`` from the paired depth frame, or (None, reason)."""
+    s = settings
+    have_depth, depth, info = sensors.pair(header, s.depth_sync_tolerance)
+    if not have_depth:
+        return None, ""
+    if depth is None:
+        why = f"no depth frame within {s.depth_sync_tolerance} s of the colour frame's stamp"
+        warn("no_depth_pair", f"no 3D point: {why}")
+        return None, why
+    if info is None:
+        why = f"no CameraInfo received on {s.camera_info_topic}"
+        warn("no_camera_info", f"no 3D point: {why}")
+        return None, why
+    try:
+        depth_m = depth_to_metres(depth, s.max_image_pixels)
+        k = Intrinsics.from_k(info.k, info.width, info.height)
+    except (ConversionError, ValueError) as err:
+        warn("bad_depth", f"no 3D point: {err}")
+        return None, str(err)
+    result = target_point(depth_m, target.region, k, target.centroid)
+    if result.point is None:
+        warn("invalid_depth", f"no 3D point: {result.reason}")
+    return result.point, result.reason
