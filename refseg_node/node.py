@@ -10,9 +10,12 @@ only wires the parts together:
 
 Callbacks (one executor thread) only store the latest data; a worker thread segments the latest
 frame for the active query, so a slow model never builds a backlog (older frames are dropped and
-counted). Per-frame timings are logged at debug level. The model is loaded on ``activate`` and
-released on ``deactivate``; with ``autostart`` (the default) the node configures and activates
-itself, so ``refseg_node`` alone comes up working.
+counted). With ``tracking`` on, a tracker thread answers the frames that arrive while the model is
+busy: it carries the model's last mask onto each of them (``tracking``: optical flow), so every
+frame gets an answer; the model's next answer replaces the carried mask. Per-frame timings are
+logged at debug level. The model is loaded on ``activate`` and released on ``deactivate``; with
+``autostart`` (the default) the node configures and activates itself, so ``refseg_node`` alone
+comes up working.
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ from std_msgs.msg import String
 
 from refseg_msgs.srv import Segment
 from refseg_node import messages
-from refseg_node.image_conversion import ConversionError
+from refseg_node.image_conversion import ConversionError, to_rgb
 from refseg_node.outputs import Outputs
 from refseg_node.parameters import PARAMETERS, SPECS, Settings, SettingsError, check_value
-from refseg_node.pipeline import NotActiveError, SensorCache, segment_frame
+from refseg_node.pipeline import NotActiveError, SensorCache, carried_frame, segment_frame
 from refseg_node.queries import Throttle, TokenBucket, resolve_query
 from refseg_node.scheduler import FrameScheduler, Job
+from refseg_node.tracking import TrackedStream, TrackerSettings, to_gray
 
 NODE_NAME = "refseg"
 RELIABLE_INPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -62,6 +66,9 @@ class RefSegNode(LifecycleNode):
         self._model_lock = threading.Lock()
         self._segmenter = None
         self._worker: threading.Thread | None = None
+        self._tracker: threading.Thread | None = None
+        self._track_lock = threading.Lock()      # guards the tracked stream
+        self._stream = TrackedStream()
         self._stop = threading.Event()
         self._active = False
         self._throttle = Throttle()
@@ -153,8 +160,11 @@ class RefSegNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._run_worker, name="refseg-worker",
                                         daemon=True)
+        self._tracker = threading.Thread(target=self._run_tracker, name="refseg-tracker",
+                                         daemon=True)
         self._active = True
         self._worker.start()
+        self._tracker.start()
         self.get_logger().info(f"active: {segmenter!r}")
         return super().on_activate(state)
 
@@ -186,15 +196,18 @@ class RefSegNode(LifecycleNode):
         with self._cv:
             self._scheduler.reset()
         self._sensors.clear()
+        with self._track_lock:
+            self._stream = TrackedStream()
 
     def _stop_worker_and_release(self) -> None:
         self._active = False
         self._stop.set()
         with self._cv:
             self._cv.notify_all()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join()
-        self._worker = None
+        for thread in (self._worker, self._tracker):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
+        self._worker = self._tracker = None
         with self._model_lock:
             if self._segmenter is not None:
                 self._segmenter.release()
@@ -267,6 +280,10 @@ class RefSegNode(LifecycleNode):
                 self._process(job)
             except Exception as err:  # noqa: BLE001 - the worker must survive any frame
                 self._warn("worker", f"frame skipped: {type(err).__name__}: {err}")
+            finally:
+                with self._cv:
+                    self._scheduler.finish_job()
+                    self._cv.notify_all()
 
     def _segment(self, image: Image, command: str, expression: str):
         """Segment ``expression`` in ``image``; return (FrameResult, rgb)."""
@@ -283,6 +300,10 @@ class RefSegNode(LifecycleNode):
             return
         except NotActiveError:
             return
+        self._wait_min_inference_time(start)
+        if self._stop.is_set():
+            return
+        self._hand_to_tracker(job, result, rgb)
         with self._cv:
             self._scheduler.job_done()
             processed, dropped = self._scheduler.processed, self._scheduler.dropped
@@ -298,6 +319,69 @@ class RefSegNode(LifecycleNode):
             f"{1e3 * (start - job.received):.1f}, model {1e3 * result.inference_time:.1f}, rest "
             f"of segmentation {1e3 * (segmented - start - result.inference_time):.1f}, publish "
             f"{1e3 * (time.time() - segmented):.1f}")
+
+    def _wait_min_inference_time(self, start: float) -> None:
+        """Hold the answer until ``min_inference_time`` has passed (a testing aid; 0 = off)."""
+        left = self._settings.min_inference_time - (time.time() - start)
+        if left > 0:
+            self._stop.wait(left)
+
+    # -- tracker -------------------------------------------------------------------------------
+    def _hand_to_tracker(self, job: Job, result, rgb) -> None:
+        """Make the model's answer the mask the tracker carries onto the next frames."""
+        s = self._settings
+        with self._track_lock:
+            if not s.tracking or s.mode != "continuous":
+                self._stream.reset()
+                return
+            if self._stream.tracker.settings.max_age != s.tracking_max_age:
+                self._stream = TrackedStream(TrackerSettings(max_age=s.tracking_max_age))
+            tag = (job.query, result.unknown_words)
+            if not self._stream.answer(job.number, to_gray(rgb), result.mask, result.probs,
+                                       tag) \
+                    and result.target.found:
+                self._warn("track_start", f"no tracking from this answer: "
+                                          f"{self._stream.lost_reason}")
+
+    def _run_tracker(self) -> None:
+        while not self._stop.is_set():
+            with self._cv:
+                s = self._settings
+                # Without a mask to carry, the frame is left to the model (it takes the latest).
+                job = (self._scheduler.take_for_tracker(time.monotonic(), s.mode)
+                       if s.tracking and self._stream.active else None)
+                if job is None:
+                    self._cv.wait(timeout=0.5)
+                    continue
+            try:
+                self._track(job)
+            except Exception as err:  # noqa: BLE001 - the tracker must survive any frame
+                self._warn("tracker", f"frame not tracked: {type(err).__name__}: {err}")
+
+    def _track(self, job: Job) -> None:
+        """Answer ``job``'s frame with the carried mask (no answer when the track is lost)."""
+        s = self._settings
+        try:
+            rgb = to_rgb(job.frame, s.max_image_pixels)
+        except ConversionError as err:
+            self._warn("bad_image", f"image on {s.image_topic} skipped: {err}")
+            return
+        with self._track_lock:
+            carried = self._stream.track(job.number, to_gray(rgb))
+            reason = self._stream.lost_reason
+        if carried is None:
+            if reason:
+                self._warn("track_lost", f"tracking lost ({reason}); waiting for the model")
+            return
+        query, unknown = carried.tag
+        if query.command != job.query.command:
+            with self._track_lock:
+                self._stream.reset()            # the answer was for an older query
+            return
+        result, _ = carried_frame(job.frame, carried, query.command, query.expression, s,
+                                  self._sensors, self._warn, unknown, rgb=rgb)
+        if self._outputs is not None:
+            self._outputs.publish(result, rgb, s)
 
     # -- service -------------------------------------------------------------------------------
     def _on_segment(self, request: Segment.Request, response: Segment.Response):

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import Marker
 
 from refseg_msgs.msg import Segmentation
-from refseg_node import messages
+from refseg_node import extent_messages, messages
 from refseg_node.image_conversion import bgr8_msg
 from refseg_node.overlay import draw_overlay
 
@@ -27,6 +27,7 @@ TOPICS = (
     ("segmentation", Segmentation, "/refseg/segmentation"),
     ("overlay", Image, "/refseg/overlay"),
     ("marker", Marker, "/refseg/marker"),
+    ("target_cloud", PointCloud2, "/refseg/target_cloud"),
 )
 
 
@@ -40,6 +41,7 @@ class Outputs:
         self.publishers = {name: node.create_lifecycle_publisher(msg_type, topic, OUTPUT_QOS)
                            for name, msg_type, topic in TOPICS}
         self._marker_shown = False
+        self._extent_shown = False
 
     def destroy(self) -> None:
         """Destroy every publisher."""
@@ -74,8 +76,21 @@ class Outputs:
             self._publish("marker", messages.marker_msg(result.header, result.point,
                                                         settings.marker_scale))
             self._marker_shown = result.point is not None
+        self._publish_geometry(result)
         if settings.publish_overlay and self.wanted("overlay"):
             text = result.expression if result.target.found else (
                 f"{result.expression}: not found")
             self._publish("overlay", bgr8_msg(draw_overlay(rgb, result.mask, result.target,
                                                             text), result.header))
+
+    def _publish_geometry(self, result: messages.FrameResult) -> None:
+        """Publish the target's box and axes markers and, when subscribed, its points."""
+        geometry = result.geometry
+        extent = geometry.extent if geometry is not None else None
+        if extent is not None or self._extent_shown:
+            for marker in extent_messages.extent_markers(result.header, extent):
+                self._publish("marker", marker)
+            self._extent_shown = extent is not None
+        if geometry is not None and len(geometry.points) and self.wanted("target_cloud"):
+            self._publish("target_cloud",
+                          extent_messages.target_cloud_msg(result.header, geometry.points))

@@ -153,6 +153,29 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   live=True, minimum=0.0, positive=True),
     ParameterSpec("log_period", 5.0, "seconds between two repeated warnings of the same kind",
                   live=True, minimum=0.0),
+    # The target's points and extent (refseg_node.cloud) and the mask tracker (tracking).
+    ParameterSpec("cloud_erode_px", 2, "pixels taken off the target's border before its points "
+                  "are back-projected (edge pixels mix the target's and the background's depth)",
+                  live=True, minimum=0, maximum=50),
+    ParameterSpec("cloud_outlier_sigmas", 3.0, "a target pixel is kept when its depth is within "
+                  "this many robust standard deviations (1.4826 x MAD) of the target's median "
+                  "depth", live=True, minimum=0.0, positive=True),
+    ParameterSpec("cloud_stride", 1, "keep every n-th pixel in rows and columns for "
+                  "/refseg/target_cloud and the 3D extent (1 = all)", live=True, minimum=1),
+    ParameterSpec("cloud_voxel", 0.0, "metres of a voxel grid that merges the target's points "
+                  "(their mean; 0 = none)", live=True, minimum=0.0),
+    ParameterSpec("cloud_min_points", 30, "fewer target points give no 3D extent (has_extent "
+                  "false, no_3d_reason says why)", live=True, minimum=3),
+    ParameterSpec("tracking", True, "carry the last mask forward (optical flow) onto the frames "
+                  "that arrive while the model is busy, marked tracked in Segmentation "
+                  "(continuous mode)", live=True),
+    ParameterSpec("tracking_max_age", 0, "frames after the model's answer when a carried mask "
+                  "is dropped (0 = keep it until the next answer or until the track is lost)",
+                  live=True, minimum=0),
+    ParameterSpec("min_inference_time", 0.0, "testing and throttling aid: seconds each model "
+                  "answer takes at least (the worker waits out the rest), so that a fast model "
+                  "behaves like a slow one (the paper preset on a CPU takes about 1 s); 0 = off",
+                  live=True, minimum=0.0),
     ParameterSpec("autostart", True, "configure and activate the lifecycle node at start-up",
                   read_only=True),
 )

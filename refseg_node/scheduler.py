@@ -8,7 +8,10 @@ queries arrive) and the worker thread (takes jobs):
 - a frame not yet segmented when a newer one arrives is dropped (counted) while a query is
   active: a slow model never builds a backlog;
 - ``mode`` ``once`` segments only the first frame after each query; ``max_rate_hz`` spaces
-  segmentations at least ``1 / max_rate_hz`` seconds apart (0 = as frames come).
+  segmentations at least ``1 / max_rate_hz`` seconds apart (0 = as frames come);
+- with tracking, a frame that arrives while the model is busy (or held back by ``max_rate_hz``)
+  goes to the tracker instead (:meth:`FrameScheduler.take_for_tracker`): every frame gets one
+  answer, the model's or the tracker's, and the model's next job is a frame no one has answered.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class FrameScheduler:
         self.frame_count = 0
         self._taken_frame = 0
         self._next_allowed = float("-inf")
+        self.busy = False           # a job is taken and not done
         self.processed = self.dropped = 0
         self._reported = Counts(0, 0)
 
@@ -104,11 +108,34 @@ class FrameScheduler:
         if mode == "once":
             self.query = replace(q, served=True)
         self._next_allowed = now + (1.0 / max_rate_hz if max_rate_hz > 0 else 0.0)
+        self.busy = True
         return Job(self.frame, q, self.frame_received, self.frame_count)
 
     def job_done(self) -> None:
         """Count one frame segmented."""
         self.processed += 1
+        self.busy = False
+
+    def finish_job(self) -> None:
+        """Mark the taken job finished, whether it was segmented or not."""
+        self.busy = False
+
+    def take_for_tracker(self, now: float, mode: str = "continuous") -> Job | None:
+        """Return the latest frame for the tracker when the model will not take it now.
+
+        That is: a query is active in ``continuous`` mode, the frame came after it and nobody
+        took it, and the model is busy or waits for ``max_rate_hz``. The frame is then taken:
+        the model's next job is a newer frame.
+        """
+        q = self.query
+        if q is None or mode != "continuous" or self.frame is None:
+            return None
+        if self.frame_count <= self._taken_frame or self.frame_count <= q.after_frame:
+            return None
+        if not self.busy and now >= self._next_allowed:
+            return None
+        self._taken_frame = self.frame_count
+        return Job(self.frame, q, self.frame_received, self.frame_count)
 
     def take_counts(self) -> Counts:
         """Return the frames segmented and dropped since the previous call."""
