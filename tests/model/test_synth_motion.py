@@ -79,3 +79,18 @@ def test_scenes_without_a_world_are_refused():
     scene.world = None
     with pytest.raises(ValueError, match="no world"):
         render_view(scene)
+
+
+def test_rotation_homography_moves_a_mask_as_the_pan_moves_the_picture(demo):
+    import cv2
+
+    from refseg_model.synth.motion import rotation_homography
+
+    a, b = render_view(demo, 0.0), render_view(demo, 3.0)
+    h = rotation_homography(demo.K, a.camera.R, b.camera.R)
+    moved = cv2.warpPerspective(a.object_mask(1).astype(np.uint8), h, (W, H),
+                                flags=cv2.INTER_NEAREST) > 0
+    truth = b.object_mask(1)
+    assert (moved & truth).sum() / (moved | truth).sum() > 0.9
+    np.testing.assert_allclose(rotation_homography(demo.K, a.camera.R, a.camera.R), np.eye(3),
+                               atol=1e-12)

@@ -117,3 +117,14 @@ def visible_surface(scene: Scene, object_id: int, camera: Camera | None = None,
                               d_world @ rotation)
     hit = np.isfinite(t)
     return d_cam[hit] * t[hit, None]  # the ray's camera z is 1, so t is the depth
+
+
+def rotation_homography(K: np.ndarray, R_from: np.ndarray, R_to: np.ndarray) -> np.ndarray:
+    """Return the 3x3 map of pixels between two views of a camera turned about its centre.
+
+    ``R_from`` and ``R_to`` are camera-to-world rotations of the views; the centre is the same,
+    so the map holds for every depth: ``p_to ~ K R_to^T R_from K^-1 p_from``. It moves a mask
+    exactly as a pan moves the picture (what a tracker should do), whatever the mask covers.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    return K @ np.asarray(R_to).T @ np.asarray(R_from) @ np.linalg.inv(K)
