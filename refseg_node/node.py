@@ -378,10 +378,25 @@ class RefSegNode(LifecycleNode):
             with self._track_lock:
                 self._stream.reset()            # the answer was for an older query
             return
+        self._await_depth(job.frame.header)
         result, _ = carried_frame(job.frame, carried, query.command, query.expression, s,
                                   self._sensors, self._warn, unknown, rgb=rgb)
         if self._outputs is not None:
             self._outputs.publish(result, rgb, s)
+
+    def _await_depth(self, header, timeout: float = 0.1) -> None:
+        """Give the depth frame of ``header``'s stamp up to ``timeout`` s to arrive.
+
+        A camera publishes depth and colour together, but the two topics reach the node in no
+        fixed order; the tracker answers within milliseconds of the colour frame, so it waits a
+        little for its depth (the model's answer comes much later and finds it there).
+        """
+        end = time.monotonic() + timeout
+        while not self._stop.is_set():
+            have_depth, depth, _ = self._sensors.pair(header, self._settings.depth_sync_tolerance)
+            if not have_depth or depth is not None or time.monotonic() >= end:
+                return
+            self._stop.wait(0.005)
 
     # -- service -------------------------------------------------------------------------------
     def _on_segment(self, request: Segment.Request, response: Segment.Response):
