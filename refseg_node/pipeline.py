@@ -13,10 +13,16 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from sensor_msgs.msg import CompressedImage
 
 from refseg_node import messages
 from refseg_node.geometry import Intrinsics, StampedBuffer, target_point
-from refseg_node.image_conversion import ConversionError, depth_to_metres, to_rgb
+from refseg_node.image_conversion import (
+    ConversionError,
+    compressed_to_rgb,
+    depth_to_metres,
+    to_rgb,
+)
 from refseg_node.queries import nothing_known
 from refseg_node.targets import Target, no_target, primary_target
 
@@ -67,13 +73,16 @@ class SensorCache:
 
 def segment_frame(segmenter, image, command: str, expression: str, settings,
                   sensors: SensorCache, warn: Warn):
-    """Segment ``expression`` in the Image message ``image``; return (FrameResult, rgb).
+    """Segment ``expression`` in ``image`` (Image or CompressedImage); return (FrameResult, rgb).
 
     Raises ``ConversionError`` for an image that cannot be used and :class:`NotActiveError`
     when ``segmenter`` is None.
     """
     s = settings
-    rgb = to_rgb(image, s.max_image_pixels)
+    if isinstance(image, CompressedImage):
+        rgb = compressed_to_rgb(image, s.max_image_pixels)
+    else:
+        rgb = to_rgb(image, s.max_image_pixels)
     if segmenter is None:
         raise NotActiveError("the model is not loaded: the node is not active")
     unknown = tuple(segmenter.unknown_words(expression))
@@ -89,7 +98,7 @@ def segment_frame(segmenter, image, command: str, expression: str, settings,
         prediction = segmenter.predict(rgb, expression, threshold=s.threshold)
         elapsed = time.perf_counter() - start
         mask = prediction.mask
-        target = primary_target(prediction.mask, prediction.probs)
+        target = primary_target(prediction.mask, prediction.probs, s.max_regions)
         if unknown:
             warn("unknown_words", f"words not in the model's vocabulary, ignored: "
                                   f"{', '.join(unknown)} (expression {expression!r})")
