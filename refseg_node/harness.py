@@ -1,7 +1,7 @@
 """Start ROS 2 processes on a private DDS domain and talk to them: tests, bench and demo share it.
 
 - :func:`isolated_ros_env`: an environment that keeps DDS traffic on this host, on a domain of
-  its own;
+  its own, with the shipped Fast DDS profile (``config/fastdds.xml``) unless one is set;
 - :class:`NodeProcess`: ``python -m <module> --ros-args ...`` with its output in a log file;
 - :class:`Graph`: a peer node in this process whose executor spins in a background thread, with
   :class:`Collector` (messages of one topic), reliable publishers that wait for their
@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from refseg_node.dds_profile import apply_default_profile
+
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE = 60.0          # seconds for anything to arrive (a loaded 2-core machine is slow)
 START_DEADLINE = 120.0   # seconds for a node process to come up (imports torch)
@@ -31,7 +33,8 @@ TINY_VOCABULARY = (
     "sky", "far left person", "the green ball", "bottom right", "the two men on the right",
 )
 SHARED_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR",
-               "FASTDDS_BUILTIN_TRANSPORTS", "AMENT_PREFIX_PATH")
+               "FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE",
+               "AMENT_PREFIX_PATH")
 
 
 class WaitTimeout(AssertionError):
@@ -46,15 +49,15 @@ def isolated_ros_env(log_dir, domain_id: int | None = None) -> dict[str, str]:
     """Return a copy of ``os.environ`` that confines DDS traffic to this host and run.
 
     A random ``ROS_DOMAIN_ID`` (1..100, avoiding 0 that a developer's robot may use) unless one
-    is given, localhost discovery, logs under ``log_dir``, the venv as the ament prefix and Fast
-    DDS's large-data transports (images over ~512 KB) unless the caller chose transports.
+    is given, localhost discovery, logs under ``log_dir``, the venv as the ament prefix and the
+    shipped Fast DDS profile (large frames over shared memory) unless the caller set one.
     """
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.randint(1, 100))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env["ROS_LOG_DIR"] = str(log_dir)
     env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    apply_default_profile(env)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -5,15 +5,16 @@ only wires the parts together:
 
 - ``parameters``: one spec per parameter (descriptors, checks, the ``Settings``);
 - ``queries``: command -> expression, log limits; ``scheduler``: which frame, which query;
+- ``camera_input``: the camera subscriptions (on activate), their QoS, the frame watchdog;
 - ``pipeline``: one frame through the model and the depth pairing -> ``FrameResult``;
 - ``outputs``: the publishers, where a ``FrameResult`` becomes published messages.
 
 Callbacks (one executor thread) only store the latest data; a worker thread segments the latest
-frame for the active query, so a slow model never builds a backlog (older frames are dropped and
-counted). With ``tracking`` on, a tracker thread answers the frames that arrive while the model is
-busy: it carries the model's last mask onto each of them (``tracking``: optical flow), so every
-frame gets an answer; the model's next answer replaces the carried mask. Per-frame timings are
-logged at debug level. The model is loaded on ``activate`` and released on ``deactivate``; with
+frame for the active query, so a slow model never builds a backlog (older frames are dropped,
+reported per ``log_period``). With ``tracking`` on, a tracker thread answers the frames that
+arrive while the model is busy: it carries the model's last mask onto each of them
+(``tracking``: optical flow); the model's next answer replaces the carried mask. The model is
+loaded and the camera subscribed on ``activate``, both released on ``deactivate``; with
 ``autostart`` (the default) the node configures and activates itself, so ``refseg_node`` alone
 comes up working.
 """
@@ -32,12 +33,13 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from refseg_msgs.srv import Segment
 from refseg_node import messages
+from refseg_node.camera_input import CameraInputs
+from refseg_node.dds_profile import apply_default_profile
 from refseg_node.image_conversion import ConversionError, to_rgb
 from refseg_node.outputs import Outputs
 from refseg_node.parameters import PARAMETERS, SPECS, Settings, SettingsError, check_value
@@ -47,7 +49,7 @@ from refseg_node.scheduler import FrameScheduler, Job
 from refseg_node.tracking import TrackedStream, TrackerSettings, to_gray
 
 NODE_NAME = "refseg"
-RELIABLE_INPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+TICK_PERIOD = 1.0  # seconds between two looks at the camera inputs and the drop counts
 
 
 class RefSegNode(LifecycleNode):
@@ -75,7 +77,11 @@ class RefSegNode(LifecycleNode):
         self._query_log = TokenBucket(burst=20, rate=10.0, now=time.monotonic())
         self._outputs: Outputs | None = None
         self._inputs: list = []
+        self._camera: CameraInputs | None = None
+        self._timer = None
         self._service = None
+        self._last_report = time.monotonic()
+        self._at_activate = (0, 0, 0)
 
     # -- parameters and logging -----------------------------------------------------------------
     def _values(self) -> dict[str, object]:
@@ -130,18 +136,12 @@ class RefSegNode(LifecycleNode):
         self._reset_stream_state()
         s = self._settings
         self._outputs = Outputs(self, self._warn)
-        qos = qos_profile_sensor_data if s.image_qos == "sensor_data" else RELIABLE_INPUT_QOS
-        sub = self.create_subscription
-        self._inputs = [
-            sub(String, "/refseg/query", self._on_query, 10),
-            sub(Image, s.image_topic, self._on_image, qos),
-            sub(Image, s.depth_topic, self._sensors.add_depth, qos),
-            sub(CameraInfo, s.camera_info_topic, self._sensors.set_camera_info, qos),
-        ]
+        self._inputs = [self.create_subscription(String, "/refseg/query", self._on_query, 10)]
         self._service = self.create_service(Segment, "/refseg/segment", self._on_segment)
         self.get_logger().info(
-            f"configured: checkpoint {path}, image {s.image_topic} ({s.image_qos}), depth "
-            f"{s.depth_topic}, camera_info {s.camera_info_topic}, mode {s.mode}")
+            f"configured: checkpoint {path}, image {s.image_topic} ({s.image_transport}, "
+            f"image_qos {s.image_qos}), depth {s.depth_topic}, camera_info "
+            f"{s.camera_info_topic}, mode {s.mode}")
         return super().on_configure(state)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -165,13 +165,26 @@ class RefSegNode(LifecycleNode):
         self._active = True
         self._worker.start()
         self._tracker.start()
-        self.get_logger().info(f"active: {segmenter!r}")
+        with self._cv:
+            sch = self._scheduler
+            self._at_activate = (sch.frame_count, sch.processed, sch.dropped)
+        self._camera = CameraInputs(self, s, self._on_image, self._sensors.add_depth,
+                                    self._sensors.set_camera_info, self.get_logger().info,
+                                    self.get_logger().warning)
+        self._timer = self.create_timer(TICK_PERIOD, self._on_tick)
+        self.get_logger().info(f"active: {segmenter!r}; inputs {self._camera.describe()}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Stop the worker and release the model (GPU memory freed)."""
+        """Unsubscribe from the camera, stop the worker and release the model (GPU freed)."""
+        self._close_camera()
         self._stop_worker_and_release()
-        self.get_logger().info("inactive: model released")
+        with self._cv:
+            sch = self._scheduler
+            received, processed, dropped = (now - then for now, then in zip(
+                (sch.frame_count, sch.processed, sch.dropped), self._at_activate))
+        self.get_logger().info(f"inactive: model released; {received} frames received, "
+                               f"{processed} segmented, {dropped} dropped since activate")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -182,12 +195,14 @@ class RefSegNode(LifecycleNode):
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         """Release everything."""
+        self._close_camera()
         self._stop_worker_and_release()
         self._destroy_entities()
         return super().on_shutdown(state)
 
     def on_error(self, state: State) -> TransitionCallbackReturn:
         """Release everything and go back to unconfigured."""
+        self._close_camera()
         self._stop_worker_and_release()
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
@@ -198,6 +213,29 @@ class RefSegNode(LifecycleNode):
         self._sensors.clear()
         with self._track_lock:
             self._stream = TrackedStream()
+
+    def _close_camera(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
+
+    def _on_tick(self) -> None:
+        """Follow the camera publishers; report frames dropped in the last period."""
+        if self._camera is not None:
+            self._camera.tick()
+        now = time.monotonic()
+        if now - self._last_report >= max(self._settings.log_period, TICK_PERIOD):
+            with self._cv:
+                counts = self._scheduler.take_counts()
+            if counts.dropped:
+                self.get_logger().warning(
+                    f"{counts.processed} frames segmented, {counts.dropped} dropped in the last "
+                    f"{now - self._last_report:.0f} s (the model is slower than the camera; "
+                    "latest wins)")
+            self._last_report = now
 
     def _stop_worker_and_release(self) -> None:
         self._active = False
@@ -306,10 +344,6 @@ class RefSegNode(LifecycleNode):
         self._hand_to_tracker(job, result, rgb)
         with self._cv:
             self._scheduler.job_done()
-            processed, dropped = self._scheduler.processed, self._scheduler.dropped
-        if dropped:
-            self._warn("dropped", f"{processed} frames segmented, {dropped} dropped since "
-                                  "configure (the model is slower than the camera; latest wins)")
         segmented = time.time()
         if self._outputs is not None:
             self._outputs.publish(result, rgb, self._settings)
@@ -432,6 +466,7 @@ class RefSegNode(LifecycleNode):
 
 def main(args=None) -> int:
     """Run the node until Ctrl-C (``refseg_node`` / ``ros2 run refseg refseg_node``)."""
+    apply_default_profile()  # before rclpy.init: Fast DDS reads it when the participant is made
     try:
         with rclpy.init(args=args):
             try:

@@ -132,9 +132,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   choices=("continuous", "once")),
     ParameterSpec("max_rate_hz", 0.0, "most segmentations per second; 0 = as frames come",
                   live=True, minimum=0.0),
-    ParameterSpec("image_qos", "sensor_data", "QoS of the image, depth and camera_info "
-                  "subscriptions: sensor_data (best effort, matches any camera) or reliable",
-                  choices=("sensor_data", "reliable")),
+    ParameterSpec("image_qos", "auto", "reliability of the image, depth and camera_info "
+                  "subscriptions: auto (that of the publishers found on each topic), "
+                  "sensor_data (best effort, matches any camera) or reliable",
+                  choices=("auto", "sensor_data", "reliable")),
+    ParameterSpec("image_transport", "raw", "raw: sensor_msgs/Image on the image topic; "
+                  "compressed: sensor_msgs/CompressedImage (JPEG, PNG) on <image topic>/compressed",
+                  choices=("raw", "compressed")),
     ParameterSpec("image_topic", "/camera/image_raw", "colour image topic (or remap 'image')",
                   check=_not_empty),
     ParameterSpec("depth_topic", "/camera/depth/image_raw", "aligned depth image topic "
@@ -151,6 +155,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   live=True),
     ParameterSpec("marker_scale", 0.06, "diameter in metres of the /refseg/marker sphere",
                   live=True, minimum=0.0, positive=True),
+    ParameterSpec("max_regions", 64, "most regions listed in Segmentation.regions (ranked, "
+                  "primary first); 0 = all", live=True, minimum=0),
+    ParameterSpec("frame_timeout", 5.0, "seconds a matched image publisher may send nothing "
+                  "before one warning names the fix; 0 = never warn", live=True, minimum=0.0),
     ParameterSpec("log_period", 5.0, "seconds between two repeated warnings of the same kind",
                   live=True, minimum=0.0),
     # The target's points and extent (refseg_node.cloud) and the mask tracker (tracking).

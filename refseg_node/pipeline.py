@@ -16,11 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+from sensor_msgs.msg import CompressedImage
 
 from refseg_node import messages
 from refseg_node.cloud import CloudSettings, TargetGeometry, target_geometry
 from refseg_node.geometry import Intrinsics, StampedBuffer, target_point
-from refseg_node.image_conversion import ConversionError, depth_to_metres, to_rgb
+from refseg_node.image_conversion import (
+    ConversionError,
+    compressed_to_rgb,
+    depth_to_metres,
+    to_rgb,
+)
 from refseg_node.queries import nothing_known
 from refseg_node.targets import Target, no_target, primary_target
 from refseg_node.tracking import Carried
@@ -72,13 +78,16 @@ class SensorCache:
 
 def segment_frame(segmenter, image, command: str, expression: str, settings,
                   sensors: SensorCache, warn: Warn):
-    """Segment ``expression`` in the Image message ``image``; return (FrameResult, rgb).
+    """Segment ``expression`` in ``image`` (Image or CompressedImage); return (FrameResult, rgb).
 
     Raises ``ConversionError`` for an image that cannot be used and :class:`NotActiveError`
     when ``segmenter`` is None.
     """
     s = settings
-    rgb = to_rgb(image, s.max_image_pixels)
+    if isinstance(image, CompressedImage):
+        rgb = compressed_to_rgb(image, s.max_image_pixels)
+    else:
+        rgb = to_rgb(image, s.max_image_pixels)
     if segmenter is None:
         raise NotActiveError("the model is not loaded: the node is not active")
     unknown = tuple(segmenter.unknown_words(expression))
@@ -94,7 +103,7 @@ def segment_frame(segmenter, image, command: str, expression: str, settings,
         prediction = segmenter.predict(rgb, expression, threshold=s.threshold)
         elapsed = time.perf_counter() - start
         mask, probs = prediction.mask, prediction.probs
-        target = primary_target(prediction.mask, prediction.probs)
+        target = primary_target(prediction.mask, prediction.probs, s.max_regions)
         if unknown:
             warn("unknown_words", f"words not in the model's vocabulary, ignored: "
                                   f"{', '.join(unknown)} (expression {expression!r})")
@@ -114,7 +123,7 @@ def carried_frame(image, carried: Carried, command: str, expression: str, settin
     """
     if rgb is None:
         rgb = to_rgb(image, settings.max_image_pixels)
-    target = primary_target(carried.mask, carried.probs)
+    target = primary_target(carried.mask, carried.probs, settings.max_regions)
     note = "" if target.found else "the tracked mask is empty"
     result = _result(image.header, command, expression, carried.mask, target, rgb, unknown, 0.0,
                      note, settings, sensors, warn)

@@ -12,7 +12,11 @@ Parameters: ``scene`` (``demo``: the scene where "the red cup on the left" has o
 ``random``: ``generate_scene(seed)``), ``seed``, ``width``, ``height``, ``rate``, ``qos``
 (``sensor_data`` or ``reliable``), ``scene_period`` (seconds between new random scenes, 0 =
 keep one), ``source`` (a folder of images or a video file to replay instead of the world; images
-only, no depth), ``loop`` (replay again from the start at the end).
+only, no depth), ``loop`` (replay again from the start at the end), ``wait_for_subscribers``
+(publish nothing until that many subscriptions match the image topic; 0 = start at once).
+
+The shipped Fast DDS profile (``config/fastdds.xml``) is applied unless the user set one, so
+its best-effort 640x480 frames arrive on one host.
 
 A moving camera: ``motion`` ``pan`` turns the camera left and right about its vertical axis
 (``pan_amplitude`` degrees, one sweep there and back every ``pan_period`` seconds; the views of a
@@ -40,6 +44,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from refseg_node.dds_profile import apply_default_profile
 from refseg_node.image_conversion import depth16_msg, mono8_msg, rgb8_msg
 
 FRAME_ID = "camera_color_optical_frame"
@@ -171,6 +176,7 @@ class SyntheticCamera(Node):
         source = declare("source", "").value
         self.loop = bool(declare("loop", True).value)
         self.frame_id = declare("frame_id", FRAME_ID).value
+        self.wait_for_subscribers = int(declare("wait_for_subscribers", 0).value)
         self.motion = declare("motion", "none").value
         self.pan_amplitude = float(declare("pan_amplitude", 4.0).value)
         self.pan_period = float(declare("pan_period", 4.0).value)
@@ -265,6 +271,12 @@ class SyntheticCamera(Node):
                                       throttle_duration_sec=5.0)
 
     def _tick(self) -> None:
+        if self.wait_for_subscribers:
+            if self.image_pub.get_subscription_count() < self.wait_for_subscribers:
+                return
+            self.get_logger().info(f"{self.wait_for_subscribers} subscriber(s) matched: "
+                                   "publishing")
+            self.wait_for_subscribers = 0
         stamp = self.get_clock().now().to_msg()
         if self.source is not None:
             rgb = self.source.read(self.loop)
@@ -298,7 +310,12 @@ class SyntheticCamera(Node):
 
 
 def main(args=None) -> int:
-    """Run the synthetic camera until Ctrl-C (``synthetic_camera`` / ``ros2 run refseg ...``)."""
+    """Run the synthetic camera until Ctrl-C (``synthetic_camera`` / ``ros2 run refseg ...``).
+
+    The shipped Fast DDS profile is applied first (unless the user set one): best-effort frames
+    of camera size then arrive on one host.
+    """
+    apply_default_profile()
     try:
         with rclpy.init(args=args):
             try:
@@ -309,6 +326,7 @@ def main(args=None) -> int:
             try:
                 rclpy.spin(node)
             finally:
+                node.get_logger().info(f"published {node.frames_published} frames")
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -63,9 +63,11 @@ def start_node(ros_env, graph, tmp_path_factory):
     """Yield a factory that starts ``python -m <module> --ros-args ...`` processes."""
     started = []
 
-    def start(params, module="refseg_node.node", params_file=None, name="refseg", env=None):
+    def start(params, module="refseg_node.node", params_file=None, name="refseg", env=None,
+              extra_args=()):
         log = tmp_path_factory.mktemp("node_logs") / f"{name}.log"
-        proc = NodeProcess(module, node_args(params, params_file), env or ros_env, log)
+        proc = NodeProcess(module, [*node_args(params, params_file), *extra_args],
+                           env or ros_env, log)
         started.append(proc)
         return proc
 
