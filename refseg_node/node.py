@@ -387,36 +387,43 @@ class RefSegNode(LifecycleNode):
                 if job is None:
                     self._cv.wait(timeout=0.5)
                     continue
+            answered = False
             try:
-                self._track(job)
+                answered = self._track(job)
             except Exception as err:  # noqa: BLE001 - the tracker must survive any frame
                 self._warn("tracker", f"frame not tracked: {type(err).__name__}: {err}")
+            if not answered:
+                with self._cv:
+                    self._scheduler.give_back(job)
+                    self._cv.notify_all()
 
-    def _track(self, job: Job) -> None:
-        """Answer ``job``'s frame with the carried mask (no answer when the track is lost)."""
+    def _track(self, job: Job) -> bool:
+        """Answer ``job``'s frame with the carried mask; False when the track is lost."""
         s = self._settings
         try:
             rgb = to_rgb(job.frame, s.max_image_pixels)
         except ConversionError as err:
             self._warn("bad_image", f"image on {s.image_topic} skipped: {err}")
-            return
+            return True                         # the model could not use it either
         with self._track_lock:
             carried = self._stream.track(job.number, to_gray(rgb))
             reason = self._stream.lost_reason
         if carried is None:
-            if reason:
-                self._warn("track_lost", f"tracking lost ({reason}); waiting for the model")
-            return
+            if not reason:
+                return True                     # nothing newer to carry onto (never loops)
+            self._warn("track_lost", f"tracking lost ({reason}); waiting for the model")
+            return False                        # the stream is reset: the model takes it
         query, unknown = carried.tag
         if query.command != job.query.command:
             with self._track_lock:
                 self._stream.reset()            # the answer was for an older query
-            return
+            return False
         self._await_depth(job.frame.header)
         result, _ = carried_frame(job.frame, carried, query.command, query.expression, s,
                                   self._sensors, self._warn, unknown, rgb=rgb)
         if self._outputs is not None:
             self._outputs.publish(result, rgb, s)
+        return True
 
     def _await_depth(self, header, timeout: float = 0.1) -> None:
         """Give the depth frame of ``header``'s stamp up to ``timeout`` s to arrive.

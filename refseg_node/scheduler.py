@@ -137,6 +137,14 @@ class FrameScheduler:
         self._taken_frame = self.frame_count
         return Job(self.frame, q, self.frame_received, self.frame_count)
 
+    def give_back(self, job: Job) -> None:
+        """Leave ``job``'s frame to the model after all (the tracker could not answer it).
+
+        Only while it is still the latest frame; an older one is dropped as usual.
+        """
+        if self.frame_count == job.number and self._taken_frame == job.number:
+            self._taken_frame = job.number - 1
+
     def take_counts(self) -> Counts:
         """Return the frames segmented and dropped since the previous call."""
         now = Counts(self.processed, self.dropped)

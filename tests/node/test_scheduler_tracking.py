@@ -49,3 +49,20 @@ def test_no_tracking_without_a_query_in_once_mode_or_for_older_frames():
     s.add_frame("f2", 2.0)
     assert s.take_for_tracker(0.0, mode="once") is None
     assert s.take_for_tracker(0.0).frame == "f2"
+
+
+def test_a_frame_the_tracker_cannot_answer_goes_back_to_the_model():
+    s = FrameScheduler()
+    s.set_query("the cup", "the cup")
+    s.add_frame("f1", 1.0)
+    s.next_job(0.0)
+    s.add_frame("f2", 2.0)
+    job = s.take_for_tracker(0.0)
+    s.give_back(job)
+    s.job_done()
+    assert s.next_job(0.0).frame == "f2"            # the model takes it after all
+    s.add_frame("f3", 3.0)
+    old = s.take_for_tracker(0.0)
+    s.add_frame("f4", 4.0)
+    s.give_back(old)                                # f3 is no longer the latest: no change
+    assert s.take_for_tracker(0.0).frame == "f4"
