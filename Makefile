@@ -15,13 +15,13 @@ PYTEST_ARGS ?=
 # Run-time environment of everything below: the venv is the ROS 2 prefix (ament index, rosidl).
 export AMENT_PREFIX_PATH := $(ABS_VENV)
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
-export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+# Fast DDS: the executables apply config/fastdds.xml themselves (refseg_node/dds_profile.py).
 export PYTHONDONTWRITEBYTECODE := 1
 
 step = @printf '\n\033[1m[refseg setup] %s\033[0m\n' $(1)
 fail = (printf '\n\033[31m[refseg setup] FAILED: %s\033[0m\n' $(1) >&2; exit 1)
 
-.PHONY: all setup test lint unit demo bench colcon clean distclean help
+.PHONY: all setup test lint unit demo bench colcon clean distclean help ament-register
 
 all: setup
 
@@ -65,13 +65,28 @@ $(STAMPS)/msgs: $(STAMPS)/deps $(wildcard refseg_msgs/msg/*.msg refseg_msgs/srv/
 		|| $(call fail,"import refseg_msgs")
 	@touch $@
 
-$(STAMPS)/install: $(STAMPS)/msgs setup.py model/pyproject.toml
-	$(call step,"4/5 install refseg (node) and refseg_model (editable)")
+$(STAMPS)/install: $(STAMPS)/msgs setup.py model/pyproject.toml package.xml resource/refseg $(wildcard launch/*.launch.py config/*)
+	$(call step,"4/5 install refseg (node) and refseg_model (editable), register refseg in the venv's ament index")
 	@$(PIP) install -q --no-deps --no-build-isolation -e model -e . || $(call fail,"pip install -e model -e .")
+	@$(MAKE) --no-print-directory ament-register || $(call fail,"register refseg in $(VENV)/share/ament_index")
 	$(call step,"5/5 check")
 	@$(PY) -c 'import refseg_model, refseg_node, refseg_msgs.msg; print("refseg ready:", refseg_model.__file__)' \
 		|| $(call fail,"import check")
 	@touch $@
+
+# The venv is the ROS 2 prefix: `get_package_share_directory('refseg')`, `ros2 launch refseg ...`
+# and launch_ros's `Node(package='refseg', ...)` find the package here as after a colcon install.
+# Symbolic links into the checkout (edits show at once); `ln -sfn` makes every run the same.
+AMENT_SHARE := $(VENV)/share/refseg
+ament-register:
+	@mkdir -p $(VENV)/share/ament_index/resource_index/packages $(AMENT_SHARE) $(VENV)/lib/refseg
+	@ln -sfn $(CURDIR)/resource/refseg $(VENV)/share/ament_index/resource_index/packages/refseg
+	@for f in package.xml launch config; do \
+		[ -L $(AMENT_SHARE)/$$f ] || rm -rf $(AMENT_SHARE)/$$f; \
+		ln -sfn $(CURDIR)/$$f $(AMENT_SHARE)/$$f; done
+	@for exe in refseg_node synthetic_camera; do \
+		[ -x $(VENV)/bin/$$exe ] && ln -sfn ../../bin/$$exe $(VENV)/lib/refseg/$$exe || true; done
+	@AMENT_PREFIX_PATH=$(ABS_VENV) $(PY) -c 'from ament_index_python.packages import get_package_share_directory as d; print("refseg registered:", d("refseg"))'
 
 lint: setup
 	@echo "[lint] ruff (pycodestyle, pyflakes, isort, pep257 docstrings)"

@@ -19,9 +19,18 @@ import threading
 import time
 from pathlib import Path
 
+from refseg_node.harness import (
+    REPO,
+    Graph,
+    NodeProcess,
+    adopt_env,
+    isolated_ros_env,
+    node_args,
+    reliable_qos,
+)
+
 from .stats import summarize
 
-REPO = Path(__file__).resolve().parents[1]
 QUERY = "pick up the red cup on the left"
 
 
@@ -44,80 +53,38 @@ def rss_mb(pid: int) -> float:
     return total / 1024.0
 
 
-class NodeProcess:
-    """``python -m refseg_node.node`` with a checkpoint, on a private DDS domain."""
+def start_node(checkpoint: Path, log_dir: Path, device: str = "cpu") -> NodeProcess:
+    """Start ``python -m refseg_node.node`` with a checkpoint, on a private DDS domain.
 
-    def __init__(self, checkpoint: Path, log_dir: Path, device: str = "cpu") -> None:
-        """Start the node; its log goes to ``log_dir/node.log``."""
-        sys.path.insert(0, str(REPO))
-        from tests.ros_env import isolated_ros_env
-
-        self.env = isolated_ros_env(log_dir)
-        shared = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
-                  "FASTDDS_BUILTIN_TRANSPORTS", "AMENT_PREFIX_PATH")
-        os.environ.update({k: self.env[k] for k in shared})
-        self.log_path = log_dir / "node.log"
-        self._log = open(self.log_path, "w")
-        cmd = [sys.executable, "-m", "refseg_node.node", "--ros-args",
-               "-p", f"checkpoint:={checkpoint}", "-p", f"device:={device}",
-               "-p", "image_qos:=reliable"]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=REPO)
-
-    def stop(self) -> None:
-        """Interrupt the node and wait for it."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-    def log_tail(self, lines: int = 20) -> str:
-        """Return the last lines of the node's log."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+    This process adopts the same domain and transports; the node's log is ``log_dir/node.log``.
+    """
+    env = isolated_ros_env(log_dir)
+    adopt_env(env)
+    return NodeProcess("refseg_node.node", node_args(
+        {"checkpoint": checkpoint, "device": device, "image_qos": "reliable"}), env,
+        log_dir / "node.log")
 
 
 class Client:
     """This process's side: publishes query and images, collects ``Segmentation`` messages."""
 
     def __init__(self) -> None:
-        """Create the rclpy node and spin it in a thread."""
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        """Create the peer node (``refseg_node.harness.Graph``) and its endpoints."""
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
 
         from refseg_msgs.msg import Segmentation
 
-        rclpy.init()
-        self.rclpy = rclpy
-        self.node = rclpy.create_node("refseg_bench")
+        self.graph = Graph("refseg_bench")
+        self.node = self.graph.node
         self.query_pub = self.node.create_publisher(String, "/refseg/query", 10)
         # Reliable (keep last 2): best-effort delivery of 1-3 MB frames loses some on one host,
         # which would be counted as frames the node dropped.
-        self.image_pub = self.node.create_publisher(
-            Image, "/camera/image_raw", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+        self.image_pub = self.node.create_publisher(Image, "/camera/image_raw", reliable_qos(2))
         self.lock = threading.Condition()
         self.received: list[tuple[int, int, float]] = []  # (stamp ns, receive ns, model s)
-        self.node.create_subscription(
-            Segmentation, "/refseg/segmentation", self._on_segmentation,
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:  # close() from the main thread
-            pass
+        self.node.create_subscription(Segmentation, "/refseg/segmentation",
+                                      self._on_segmentation, reliable_qos(10))
 
     def _on_segmentation(self, msg) -> None:
         now = time.time_ns()
@@ -166,8 +133,7 @@ class Client:
         deadline = time.monotonic() + timeout
         sent: set[int] = set()
         while time.monotonic() < deadline:
-            if node.proc.poll() is not None:
-                raise RuntimeError(f"the node exited:\n{node.log_tail()}")
+            node.check_alive()
             self.send_query()
             time.sleep(0.2)
             sent.add(self.send_image(image))
@@ -177,9 +143,7 @@ class Client:
 
     def close(self) -> None:
         """Shut rclpy down."""
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.try_shutdown()
+        self.graph.close()
 
 
 def middleware_floor(client: Client, images: dict, frames: int, log_dir: Path) -> dict:
@@ -239,7 +203,7 @@ def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> l
     Then the middleware floor at the same sizes (an image to an echo process, its header back):
     what moving the frames costs with no node code at all.
     """
-    node = NodeProcess(checkpoint, log_dir)
+    node = start_node(checkpoint, log_dir)
     client = Client()
     rows = []
     images = {}
@@ -323,7 +287,7 @@ def _scene(width: int, height: int):
 
 def streaming(checkpoint: Path, log_dir: Path, seconds: float, rate_hz: float, log) -> dict:
     """Feed a ``rate_hz`` camera for ``seconds``; count processed / dropped, latency, memory."""
-    node = NodeProcess(checkpoint, log_dir)
+    node = start_node(checkpoint, log_dir)
     client = Client()
     try:
         image = _scene(640, 480)
@@ -339,7 +303,7 @@ def streaming(checkpoint: Path, log_dir: Path, seconds: float, rate_hz: float, l
             if now - start >= seconds:
                 break
             if now >= next_sample:
-                memory.append((now - start, rss_mb(node.proc.pid)))
+                memory.append((now - start, rss_mb(node.pid)))
                 next_sample += 1.0
                 if len(memory) % 10 == 0:
                     with client.lock:
@@ -351,7 +315,7 @@ def streaming(checkpoint: Path, log_dir: Path, seconds: float, rate_hz: float, l
                 next_frame += 1.0 / rate_hz
             time.sleep(max(0.0, min(next_frame, next_sample) - time.monotonic()))
         time.sleep(3 * max([r[2] for r in client.received] or [1.0]))  # the last answer
-        memory.append((time.monotonic() - start, rss_mb(node.proc.pid)))
+        memory.append((time.monotonic() - start, rss_mb(node.pid)))
         with client.lock:
             got = [r for r in client.received if r[0] in set(sent)]
     finally:

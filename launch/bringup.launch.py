@@ -1,21 +1,86 @@
-"""Start the refseg node with config/refseg.params.yaml, optionally a synthetic camera and rviz.
+"""Start the refseg node with a params file, optionally a synthetic camera and rviz.
+
+The params file (``params_file:=``, default ``config/refseg.params.yaml``) is the one place to
+configure the node. The launch arguments ``checkpoint``, ``device``, ``image_topic``,
+``depth_topic`` and ``camera_info_topic`` override it only when given on the command line.
 
 Examples: ``ros2 launch refseg bringup.launch.py use_synthetic_camera:=true rviz:=true``;
+``ros2 launch refseg bringup.launch.py params_file:=my.yaml``;
 ``ros2 launch refseg bringup.launch.py checkpoint:=/path/best.pt device:=cuda
 image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info
 depth_topic:=/camera/aligned_depth_to_color/image_raw``.
+
+Every process started here gets the shipped Fast DDS profile (``config/fastdds.xml``: camera-size
+frames over shared memory) unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set. With
+``rviz:=true`` and no rviz2 installed, a warning says so and the rest runs.
 """
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 PACKAGE = "refseg"
+PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+# Launch arguments that override the params file when set (empty = not set).
+OVERRIDES = ("checkpoint", "device", "image_topic", "depth_topic", "camera_info_topic")
+
+
+def dds_env(share):
+    """Return the environment additions of every process: the shipped Fast DDS profile."""
+    profile = os.path.join(share, "config", "fastdds.xml")
+    if os.environ.get(PROFILE_ENV) or not os.path.isfile(profile):
+        return {}
+    return {PROFILE_ENV: profile}
+
+
+def rviz_available():
+    """Return whether the rviz2 package is installed."""
+    try:
+        get_package_share_directory("rviz2")
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def launch_setup(context, share):
+    """Build the actions once the launch arguments are known."""
+    overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
+    overrides = {name: value for name, value in overrides.items() if value != ""}
+    env = dds_env(share)
+    actions = [Node(
+        package=PACKAGE,
+        executable="refseg_node",
+        name="refseg",
+        output="screen",
+        parameters=[LaunchConfiguration("params_file"), overrides],
+        additional_env=env,
+    ), Node(
+        package=PACKAGE,
+        executable="synthetic_camera",
+        name="synthetic_camera",
+        output="screen",
+        additional_env=env,
+        condition=IfCondition(LaunchConfiguration("use_synthetic_camera")),
+    )]
+    if LaunchConfiguration("rviz").perform(context).lower() in ("true", "1", "yes"):
+        if rviz_available():
+            actions.append(Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", os.path.join(share, "config", "refseg.rviz")],
+                additional_env=env,
+            ))
+        else:
+            actions.append(LogInfo(msg="[refseg] rviz:=true but rviz2 is not installed "
+                                       "(apt install ros-$ROS_DISTRO-rviz2); the node and "
+                                       "camera run without it"))
+    return actions
 
 
 def generate_launch_description():
@@ -24,50 +89,24 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument("params_file",
                               default_value=os.path.join(share, "config", "refseg.params.yaml"),
-                              description="parameters of the refseg node"),
+                              description="parameters of the refseg node (the place to "
+                                          "configure it)"),
         DeclareLaunchArgument("checkpoint", default_value="",
-                              description="model checkpoint; empty = the shipped default"),
-        DeclareLaunchArgument("device", default_value="auto",
-                              description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
-                              description="colour image topic"),
-        DeclareLaunchArgument("depth_topic", default_value="/camera/depth/image_raw",
-                              description="aligned depth topic (16UC1 mm or 32FC1 m)"),
-        DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera_info",
-                              description="CameraInfo of the colour image"),
+                              description="model checkpoint; empty = the params file's"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N; empty = the params file's"),
+        DeclareLaunchArgument("image_topic", default_value="",
+                              description="colour image topic; empty = the params file's"),
+        DeclareLaunchArgument("depth_topic", default_value="",
+                              description="aligned depth topic (16UC1 mm or 32FC1 m); empty = "
+                                          "the params file's"),
+        DeclareLaunchArgument("camera_info_topic", default_value="",
+                              description="CameraInfo of the colour image; empty = the params "
+                                          "file's"),
         DeclareLaunchArgument("use_synthetic_camera", default_value="false",
                               description="publish the synthetic tabletop world as the camera"),
         DeclareLaunchArgument("rviz", default_value="false",
-                              description="start rviz2 with config/refseg.rviz"),
+                              description="start rviz2 with config/refseg.rviz (if installed)"),
     ]
-    refseg = Node(
-        package=PACKAGE,
-        executable="refseg_node",
-        name="refseg",
-        output="screen",
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "checkpoint": LaunchConfiguration("checkpoint"),
-                "device": LaunchConfiguration("device"),
-                "image_topic": LaunchConfiguration("image_topic"),
-                "depth_topic": LaunchConfiguration("depth_topic"),
-                "camera_info_topic": LaunchConfiguration("camera_info_topic"),
-            },
-        ],
-    )
-    camera = Node(
-        package=PACKAGE,
-        executable="synthetic_camera",
-        name="synthetic_camera",
-        output="screen",
-        condition=IfCondition(LaunchConfiguration("use_synthetic_camera")),
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="rviz2",
-        arguments=["-d", os.path.join(share, "config", "refseg.rviz")],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-    )
-    return LaunchDescription([*arguments, refseg, camera, rviz])
+    return LaunchDescription([*arguments, OpaqueFunction(function=launch_setup,
+                                                         args=[share])])

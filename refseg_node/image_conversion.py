@@ -3,15 +3,18 @@
 The ROS 2 ``cv_bridge`` has no wheel for this environment, so this module does the small part of it
 the node needs: the encodings cameras publish (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8``,
 ``mono16``, ``16UC1``, ``32FC1``), rows padded beyond ``width * pixel size`` (``step``), and
-big-endian data. Every malformed message raises :class:`ConversionError` with the reason, so a node
+big-endian data; ``sensor_msgs/CompressedImage`` (JPEG, PNG) is decoded with OpenCV. Every
+malformed message raises :class:`ConversionError` with the reason, so a node
 can log it and skip the frame instead of producing a wrong mask.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
@@ -120,6 +123,53 @@ def to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if msg.encoding == "mono16":
         array = (array // 257).astype(np.uint8)
     return np.repeat(array[:, :, None], 3, axis=2)
+
+
+def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG...) to ``(H, W, 3)`` uint8 RGB.
+
+    The picture's size is read from its header (Pillow) before any pixel is decoded, so an
+    image over ``max_pixels`` is refused without being expanded; OpenCV decodes it.
+    """
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    described = f"CompressedImage (format {msg.format!r}, {data.size} bytes)"
+    if data.size == 0:
+        raise ConversionError(f"empty image: {described} has no data")
+    try:
+        from PIL import Image as PILImage
+
+        with PILImage.open(io.BytesIO(data.tobytes())) as probe:
+            width, height = probe.size
+    except ImportError:  # Pillow is optional: decode, then check the size
+        width = height = None
+    except Exception as err:  # noqa: BLE001 - Pillow raises many types for bad data
+        raise ConversionError(f"cannot decode {described}: {err}") from None
+    if width is not None and width * height > max_pixels:
+        raise ConversionError(f"image too large: {described} is {width}x{height}, "
+                              f"limit {max_pixels} pixels")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ConversionError(f"cannot decode {described}: not an image OpenCV can read")
+    if bgr.shape[0] * bgr.shape[1] > max_pixels:
+        raise ConversionError(f"image too large: {described} is {bgr.shape[1]}x{bgr.shape[0]}, "
+                              f"limit {max_pixels} pixels")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def compressed_msg(rgb: np.ndarray, fmt: str = "png", header=None):
+    """Return a ``sensor_msgs/CompressedImage`` of an RGB array (``fmt``: ``png`` or ``jpeg``)."""
+    from sensor_msgs.msg import CompressedImage
+
+    ok, encoded = cv2.imencode(".png" if fmt == "png" else ".jpg",
+                               np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise ConversionError(f"OpenCV cannot encode {fmt}")
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = f"rgb8; {fmt} compressed bgr8"
+    msg.data = encoded.tobytes()
+    return msg
 
 
 def depth_to_metres(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

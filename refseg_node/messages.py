@@ -10,7 +10,9 @@ from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from refseg_msgs.msg import Segmentation
+from refseg_msgs.msg import Region, Segmentation
+from refseg_node.cloud import TargetGeometry
+from refseg_node.extent_messages import fill_extent, fill_tracking
 from refseg_node.image_conversion import mono8_msg
 from refseg_node.targets import Target
 
@@ -31,6 +33,11 @@ class FrameResult:
     inference_time: float
     point: tuple[float, float, float] | None
     note: str = ""                     # why nothing was found or why there is no 3D point
+    geometry: TargetGeometry | None = None  # the target's points and extent (with depth)
+    no_3d_reason: str = ""             # why there is no 3D point or no extent ("" = both)
+    tracked: bool = False              # the mask was carried forward, not the model's
+    tracked_age: int = 0               # frames since the model's answer it comes from
+    probs: np.ndarray | None = None    # HxW response map of the model (None: not the model's)
 
 
 def point_stamped(header: Header, xyz: tuple[float, float, float]) -> PointStamped:
@@ -65,7 +72,23 @@ def segmentation_msg(result: FrameResult) -> Segmentation:
     msg.threshold = float(result.threshold)
     msg.unknown_words = list(result.unknown_words)
     msg.inference_time = float(result.inference_time)
+    msg.regions = [region_msg(r) for r in target.regions]
+    extent = result.geometry.extent if result.geometry is not None else None
+    fill_extent(msg, extent)
+    msg.no_3d_reason = "" if extent is not None and result.point is not None else (
+        result.no_3d_reason or result.note)
+    fill_tracking(msg, result.tracked, result.tracked_age)
     return msg
+
+
+def region_msg(region) -> Region:
+    """Return the ``refseg_msgs/Region`` of a ``targets.Region``."""
+    x, y, w, h = region.bbox
+    return Region(
+        bbox=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h, do_rectify=False),
+        area=int(region.area),
+        centroid=Point(x=float(region.centroid[0]), y=float(region.centroid[1]), z=0.0),
+        score=float(region.score))
 
 
 def centroid_msg(result: FrameResult) -> PointStamped:

@@ -12,29 +12,50 @@ Parameters: ``scene`` (``demo``: the scene where "the red cup on the left" has o
 ``random``: ``generate_scene(seed)``), ``seed``, ``width``, ``height``, ``rate``, ``qos``
 (``sensor_data`` or ``reliable``), ``scene_period`` (seconds between new random scenes, 0 =
 keep one), ``source`` (a folder of images or a video file to replay instead of the world; images
-only, no depth), ``loop`` (replay again from the start at the end).
+only, no depth), ``loop`` (replay again from the start at the end), ``wait_for_subscribers``
+(publish nothing until that many subscriptions match the image topic; 0 = start at once).
+
+The shipped Fast DDS profile (``config/fastdds.xml``) is applied unless the user set one, so
+its best-effort 640x480 frames arrive on one host.
+
+A moving camera: ``motion`` ``pan`` turns the camera left and right about its vertical axis
+(``pan_amplitude`` degrees, one sweep there and back every ``pan_period`` seconds; the views of a
+sweep are rendered at start-up), ``none`` (the default) keeps it still. With
+``publish_ground_truth`` (demo scene) the camera also publishes, with each frame's stamp, the true
+mask of the demo's target on ``/synthetic_camera/target_mask`` (mono8, 255 = the red cup on the
+left) and the camera's pose in the world on ``/synthetic_camera/camera_pose``
+(geometry_msgs/PoseStamped, frame ``synthetic_world``: x right, y along the table, z up), for
+measuring a tracker or a segmenter against the truth.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import rclpy
+from geometry_msgs.msg import PoseStamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from refseg_node.image_conversion import depth16_msg, rgb8_msg
+from refseg_node.dds_profile import apply_default_profile
+from refseg_node.image_conversion import depth16_msg, mono8_msg, rgb8_msg
 
 FRAME_ID = "camera_color_optical_frame"
 IMAGE_TOPIC = "/camera/image_raw"
 DEPTH_TOPIC = "/camera/depth/image_raw"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
+TARGET_MASK_TOPIC = "/synthetic_camera/target_mask"
+CAMERA_POSE_TOPIC = "/synthetic_camera/camera_pose"
+WORLD_FRAME = "synthetic_world"
+MOTIONS = ("none", "pan")
+DEMO_TARGET_ID = 1  # make_demo_scene puts the left red cup first
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -105,6 +126,29 @@ class VideoFile:
         return np.ascontiguousarray(bgr[:, :, ::-1]) if ok else None
 
 
+def pose_msg(rotation: np.ndarray, centre: np.ndarray, header: Header) -> PoseStamped:
+    """Return the pose of a camera (camera-to-world ``rotation``, ``centre``) in the world."""
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(np.asarray(rotation, dtype=np.float64)).as_quat()
+    msg = PoseStamped()
+    msg.header = header
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in centre)
+    msg.pose.orientation.x, msg.pose.orientation.y = float(x), float(y)
+    msg.pose.orientation.z, msg.pose.orientation.w = float(z), float(w)
+    return msg
+
+
+@dataclass
+class Frame:
+    """The messages of one synthetic frame (stamped when published)."""
+
+    image: Image
+    depth: Image
+    target_mask: Image | None = None
+    pose: PoseStamped | None = None
+
+
 def open_source(path: str):
     """Return an :class:`ImageFolder` or :class:`VideoFile` for ``path``."""
     source = Path(path).expanduser()
@@ -132,6 +176,18 @@ class SyntheticCamera(Node):
         source = declare("source", "").value
         self.loop = bool(declare("loop", True).value)
         self.frame_id = declare("frame_id", FRAME_ID).value
+        self.wait_for_subscribers = int(declare("wait_for_subscribers", 0).value)
+        self.motion = declare("motion", "none").value
+        self.pan_amplitude = float(declare("pan_amplitude", 4.0).value)
+        self.pan_period = float(declare("pan_period", 4.0).value)
+        self.ground_truth = bool(declare("publish_ground_truth", False).value)
+        if self.motion not in MOTIONS:
+            raise SourceError(f"motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
+        if self.motion == "pan" and self.pan_period <= 0:
+            raise SourceError(f"pan_period must be > 0 s, got {self.pan_period}")
+        if self.ground_truth and self.scene_kind != "demo":
+            raise SourceError("publish_ground_truth needs scene:=demo (the only scene with one "
+                              "named target)")
         if self.scene_kind not in ("demo", "random"):
             raise SourceError(f"scene must be demo or random, got {self.scene_kind!r}")
         if qos_name not in ("sensor_data", "reliable"):
@@ -143,6 +199,10 @@ class SyntheticCamera(Node):
         self.image_pub = self.create_publisher(Image, IMAGE_TOPIC, qos)
         self.depth_pub = self.create_publisher(Image, DEPTH_TOPIC, qos)
         self.info_pub = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos)
+        if self.ground_truth:
+            truth_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            self.mask_pub = self.create_publisher(Image, TARGET_MASK_TOPIC, truth_qos)
+            self.pose_pub = self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC, truth_qos)
         self.source = open_source(source) if source else None
         self.frames_published = 0
         self._failed_publishes = 0
@@ -166,9 +226,41 @@ class SyntheticCamera(Node):
             seed = self.seed + self._scene_index
             scene = generate_scene(seed, self.width, self.height)
             self.get_logger().info(f"random scene {self.width}x{self.height} (seed {seed})")
-        self.image_msg = rgb8_msg(scene.rgb, header)
-        self.depth_msg = depth16_msg(scene.depth_m, header)
         self.info_msg = camera_info_msg(scene.K, scene.width, scene.height, header)
+        self._frame_index = 0
+        if self.motion == "pan":
+            self.frames = self._pan_frames(scene, header)
+            return
+        frame = Frame(rgb8_msg(scene.rgb, header), depth16_msg(scene.depth_m, header))
+        if self.ground_truth:
+            world = scene.world
+            frame.target_mask = mono8_msg(scene.object_mask(DEMO_TARGET_ID), header)
+            frame.pose = pose_msg(world.camera.R, world.camera.C, Header(frame_id=WORLD_FRAME))
+        self.frames = [frame]
+
+    def _pan_frames(self, scene, header: Header) -> list[Frame]:
+        """Render the views of one pan sweep (a view per frame; equal angles rendered once)."""
+        from refseg_model.synth.motion import pan_offsets, render_view
+
+        rate = 1.0 / self.period
+        angles = pan_offsets(self.pan_amplitude, self.pan_period, rate)
+        views: dict[float, Frame] = {}
+        frames = []
+        for i, angle in enumerate(angles):
+            key = round(angle, 9)
+            if key not in views:
+                view = render_view(scene, angle, noise_seed=i)
+                frame = Frame(rgb8_msg(view.rgb, header), depth16_msg(view.depth_m, header))
+                if self.ground_truth:
+                    frame.target_mask = mono8_msg(view.object_mask(DEMO_TARGET_ID), header)
+                    frame.pose = pose_msg(view.camera.R, view.camera.C,
+                                          Header(frame_id=WORLD_FRAME))
+                views[key] = frame
+            frames.append(views[key])
+        self.get_logger().info(
+            f"pan: +-{self.pan_amplitude} degrees every {self.pan_period} s, {len(frames)} "
+            f"frames ({len(views)} views rendered)")
+        return frames
 
     def _publish(self, publisher, msg) -> None:
         try:
@@ -179,6 +271,12 @@ class SyntheticCamera(Node):
                                       throttle_duration_sec=5.0)
 
     def _tick(self) -> None:
+        if self.wait_for_subscribers:
+            if self.image_pub.get_subscription_count() < self.wait_for_subscribers:
+                return
+            self.get_logger().info(f"{self.wait_for_subscribers} subscriber(s) matched: "
+                                   "publishing")
+            self.wait_for_subscribers = 0
         stamp = self.get_clock().now().to_msg()
         if self.source is not None:
             rgb = self.source.read(self.loop)
@@ -196,16 +294,28 @@ class SyntheticCamera(Node):
                 self._since_scene = 0.0
                 self._scene_index += 1
                 self._load_scene()
-        for msg in (self.image_msg, self.depth_msg, self.info_msg):
-            msg.header.stamp = stamp
-        self._publish(self.depth_pub, self.depth_msg)
+        frame = self.frames[self._frame_index % len(self.frames)]
+        self._frame_index += 1
+        for msg in (frame.image, frame.depth, self.info_msg, frame.target_mask, frame.pose):
+            if msg is not None:
+                msg.header.stamp = stamp
+        if self.ground_truth:
+            # The truth first: a listener that has a frame's output can look its truth up.
+            self._publish(self.mask_pub, frame.target_mask)
+            self._publish(self.pose_pub, frame.pose)
+        self._publish(self.depth_pub, frame.depth)
         self._publish(self.info_pub, self.info_msg)
-        self._publish(self.image_pub, self.image_msg)
+        self._publish(self.image_pub, frame.image)
         self.frames_published += 1
 
 
 def main(args=None) -> int:
-    """Run the synthetic camera until Ctrl-C (``synthetic_camera`` / ``ros2 run refseg ...``)."""
+    """Run the synthetic camera until Ctrl-C (``synthetic_camera`` / ``ros2 run refseg ...``).
+
+    The shipped Fast DDS profile is applied first (unless the user set one): best-effort frames
+    of camera size then arrive on one host.
+    """
+    apply_default_profile()
     try:
         with rclpy.init(args=args):
             try:
@@ -216,6 +326,7 @@ def main(args=None) -> int:
             try:
                 rclpy.spin(node)
             finally:
+                node.get_logger().info(f"published {node.frames_published} frames")
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

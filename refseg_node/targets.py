@@ -1,8 +1,10 @@
-"""The primary target of a segmentation mask, for a grasp planner.
+"""The regions of a segmentation mask and its primary target, for a grasp planner.
 
-A mask may cover several regions ("two men on the right"). The primary target is the connected
-component (8-connectivity) with the highest summed probability; its centroid, bounding box, area
-and score (its mean probability) describe it, while the mask itself keeps every region.
+A mask may cover several regions ("two men on the right"). Each connected component
+(8-connectivity) is a :class:`Region` (bounding box, area, centroid, score = its mean
+probability); they are ranked by summed probability (then area, then raster order), and the
+first is the primary target, whose pixels the 3D point is computed from. The mask itself keeps
+every region.
 """
 
 from __future__ import annotations
@@ -11,6 +13,16 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Region:
+    """One connected region of a mask."""
+
+    bbox: tuple[int, int, int, int]     # (x_offset, y_offset, width, height)
+    area: int                           # pixels
+    centroid: tuple[float, float]       # (x = column, y = row) in pixels
+    score: float                        # mean probability over the region, 0..1
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,6 +37,7 @@ class Target:
     score: float                # mean probability over the primary target, 0..1
     num_regions: int            # connected components of the whole mask
     mask_area: int              # pixels of the whole mask
+    regions: tuple[Region, ...] = ()  # ranked, primary first (at most ``max_regions``)
 
 
 def no_target(shape: tuple[int, int]) -> Target:
@@ -32,11 +45,12 @@ def no_target(shape: tuple[int, int]) -> Target:
     return Target(False, np.zeros(shape, bool), (0.0, 0.0), (0, 0, 0, 0), 0, 0.0, 0, 0)
 
 
-def primary_target(mask: np.ndarray, probs: np.ndarray) -> Target:
+def primary_target(mask: np.ndarray, probs: np.ndarray, max_regions: int = 0) -> Target:
     """Find the connected component of ``mask`` with the highest summed ``probs``.
 
     ``mask`` is HxW bool, ``probs`` HxW float in 0..1 of the same shape. Ties go to the larger
-    component, then to the first in raster order.
+    component, then to the first in raster order. ``regions`` lists every component in that
+    order (the first ``max_regions`` of them; 0 = all).
     """
     mask = np.ascontiguousarray(mask, dtype=bool)
     probs = np.asarray(probs)
@@ -54,12 +68,19 @@ def primary_target(mask: np.ndarray, probs: np.ndarray) -> Target:
     # Highest sum, then largest area, then lowest label (np.lexsort: last key first; a mask of
     # noise has thousands of components, too many for a Python sort).
     labels_ = np.arange(1, count)
-    best = int(labels_[np.lexsort((labels_, -areas[1:], -sums[1:]))[0]])
+    ranked = labels_[np.lexsort((labels_, -areas[1:], -sums[1:]))]
+    best = int(ranked[0])
     region = labels == best
     area = int(areas[best])
     x, y = stats[best, cv2.CC_STAT_LEFT], stats[best, cv2.CC_STAT_TOP]
     w, h = stats[best, cv2.CC_STAT_WIDTH], stats[best, cv2.CC_STAT_HEIGHT]
     score = float(np.clip(sums[best] / area, 0.0, 1.0))
+    kept = ranked if max_regions <= 0 else ranked[:max_regions]
+    scores = np.clip(sums[kept] / areas[kept], 0.0, 1.0)
+    regions = tuple(
+        Region(bbox=tuple(int(v) for v in stats[i, :4]), area=int(areas[i]),
+               centroid=(float(centroids[i][0]), float(centroids[i][1])), score=float(sc))
+        for i, sc in zip(kept, scores))
     return Target(
         found=True,
         region=region,
@@ -69,4 +90,5 @@ def primary_target(mask: np.ndarray, probs: np.ndarray) -> Target:
         score=score,
         num_regions=count - 1,
         mask_area=int(areas[1:].sum()),
+        regions=regions,
     )

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -42,38 +39,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def ros_env(log_dir: Path) -> dict[str, str]:
-    """Environment that keeps the demo's DDS traffic on this host, on a domain of its own."""
-    env = dict(os.environ)
-    env.setdefault('ROS_DOMAIN_ID', str(random.randint(101, 200)))
-    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
-    env.setdefault('AMENT_PREFIX_PATH', sys.prefix)
-    env['ROS_LOG_DIR'] = str(log_dir)
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
-
-
-def start(name: str, module: str, ros_args: list[str], env, log_dir: Path) -> subprocess.Popen:
-    """Start ``python -m module --ros-args ...`` with its output in ``log_dir/name.log``."""
-    log = open(log_dir / f'{name}.log', 'w')
-    cmd = [sys.executable, '-m', module, '--ros-args', *ros_args]
-    print(f'[demo] starting {name}: {" ".join(cmd[1:])}', flush=True)
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    """Interrupt the processes (as Ctrl-C would), then kill what is left."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(2)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
 def primary_component(mask: np.ndarray, bbox) -> np.ndarray:
     """Return the connected component of ``mask`` whose bounding box is the message's ``bbox``."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -86,75 +51,80 @@ def primary_component(mask: np.ndarray, bbox) -> np.ndarray:
 
 def run(args) -> int:
     """Run the demo; return the exit status."""
-    import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
     from refseg_model.synth import make_demo_scene
     from refseg_msgs.msg import Segmentation
+    from refseg_node.harness import (
+        Graph,
+        NodeProcess,
+        WaitTimeout,
+        adopt_env,
+        isolated_ros_env,
+        reliable_qos,
+        wait_until,
+    )
     from refseg_node.image_conversion import image_to_array
 
     out = args.out
     log_dir = out / 'logs'
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = ros_env(log_dir)
-    os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
-                                           'FASTDDS_BUILTIN_TRANSPORTS', 'ROS_LOG_DIR')})
+    env = isolated_ros_env(log_dir, domain_id=random.randint(101, 200))
+    adopt_env(env)
     scene, _, region = make_demo_scene(seed=args.seed, width=640, height=480)
     node_args = ['--params-file', str(REPO / 'config' / 'refseg.params.yaml'),
                  '-p', f'device:={args.device}', '-p', 'image_qos:=reliable']
     if args.checkpoint:
         node_args += ['-p', f'checkpoint:={args.checkpoint}']
-    procs = [
-        start('synthetic_camera', 'refseg_node.synthetic_camera',
-              ['-p', 'scene:=demo', '-p', f'seed:={args.seed}', '-p', 'rate:=10.0',
-               '-p', 'qos:=reliable'], env, log_dir),
-        start('refseg_node', 'refseg_node.node', node_args, env, log_dir),
-    ]
-    rclpy.init()
-    node = rclpy.create_node('refseg_demo')
-    reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    got: dict[str, object] = {}
-    frames: dict[tuple[int, int], object] = {}
-
-    def on_seg(msg):
-        if msg.command == args.command and 'seg' not in got:
-            got['seg'] = msg
-
-    def stamp(msg):
-        return (msg.header.stamp.sec, msg.header.stamp.nanosec)
-
-    node.create_subscription(Segmentation, '/refseg/segmentation', on_seg, reliable)
-    node.create_subscription(Image, '/refseg/overlay',
-                             lambda m: got.setdefault(('overlay',) + stamp(m), m), reliable)
-    node.create_subscription(Image, '/camera/image_raw',
-                             lambda m: frames.setdefault(stamp(m), m), reliable)
-    query = node.create_publisher(String, '/refseg/query', reliable)
+    starts = [('synthetic_camera', 'refseg_node.synthetic_camera',
+               ['-p', 'scene:=demo', '-p', f'seed:={args.seed}', '-p', 'rate:=10.0',
+                '-p', 'qos:=reliable']),
+              ('refseg_node', 'refseg_node.node', node_args)]
+    procs = []
+    for name, module, ros_args in starts:
+        print(f'[demo] starting {name}: -m {module} --ros-args {" ".join(ros_args)}', flush=True)
+        procs.append(NodeProcess(module, ros_args, env, log_dir / f'{name}.log'))
+    graph = Graph('refseg_demo')
     try:
-        deadline = time.monotonic() + args.timeout
+        segs = graph.collect(Segmentation, '/refseg/segmentation', reliable_qos(5))
+        overlays = graph.collect(Image, '/refseg/overlay', reliable_qos(5))
+        frames = graph.collect(Image, '/camera/image_raw', reliable_qos(5))
         print('[demo] waiting for the node to come up (loading the model)...', flush=True)
-        while time.monotonic() < deadline and query.get_subscription_count() == 0:
-            rclpy.spin_once(node, timeout_sec=0.1)
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError(f'a process exited early; see {log_dir}/*.log')
+
+        def alive_and(predicate):
+            def check():
+                for p in procs:
+                    p.check_alive()
+                return predicate()
+            return check
+        query = graph.publisher(String, '/refseg/query', reliable_qos(5), subscribers=0)
+        wait_until(alive_and(lambda: query.get_subscription_count() > 0), args.timeout,
+                   'the node to subscribe to /refseg/query')
         print(f'[demo] sending the command: "{args.command}"', flush=True)
         query.publish(String(data=args.command))
-        overlay = None
-        while time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.1)
-            seg = got.get('seg')
-            if seg is not None:
-                overlay = got.get(('overlay',) + stamp(seg))
-                if overlay is not None and stamp(seg) in frames:
-                    break
-        else:
-            raise RuntimeError(f'no answer within {args.timeout:.0f} s; see {log_dir}/*.log')
-        return report(args, out, seg, overlay, frames[stamp(seg)], region.mask, image_to_array)
+
+        def stamp(msg):
+            return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+        def answered():
+            for seg in segs.find(lambda m: m.command == args.command):
+                overlay = overlays.find(lambda m, s=stamp(seg): stamp(m) == s)
+                frame = frames.find(lambda m, s=stamp(seg): stamp(m) == s)
+                if overlay and frame:
+                    return seg, overlay[0], frame[0]
+            return None
+        try:
+            seg, overlay, frame = wait_until(alive_and(answered), args.timeout, 'an answer')
+        except WaitTimeout as err:
+            raise RuntimeError(f'{err}; see {log_dir}/*.log') from None
+        return report(args, out, seg, overlay, frame, region.mask, image_to_array)
+    except AssertionError as err:  # a process exited (harness.ProcessExited)
+        raise RuntimeError(f'{err}\nsee {log_dir}/*.log') from None
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-        stop(procs)
+        graph.close()
+        for p in procs:
+            p.stop(timeout=10)
 
 
 def report(args, out, seg, overlay, frame, gt, image_to_array) -> int:

@@ -165,6 +165,11 @@ class Segmenter:
         boxed, meta = letterbox(rgb, self.config.input_size, self.config.input_h)
         return normalize(boxed), meta
 
+    def unknown_words(self, expression: str) -> tuple[str, ...]:
+        """Return the words of ``expression`` not in the vocabulary, in order (no punctuation)."""
+        return tuple(t for t in self.vocabulary.unknown_words(expression)
+                     if any(c.isalnum() for c in t))
+
     # -- prediction -----------------------------------------------------------------------
     def predict(self, rgb: np.ndarray, expression: str,
                 threshold: float | None = None) -> Prediction:

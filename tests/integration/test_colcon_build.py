@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ros_env import REPO
+from refseg_node.harness import REPO
 
 COLCON = Path(sys.prefix) / 'bin' / 'colcon'
 

@@ -66,6 +66,15 @@ def test_predict_batch_equals_single(checkpoint):
     np.testing.assert_allclose(batch[1].probs, single.probs, atol=1e-5)
 
 
+def test_unknown_words_are_the_vocabularys_without_punctuation(checkpoint):
+    from refseg_model import Segmenter
+
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
+    assert seg.unknown_words("the red square") == ()
+    assert seg.unknown_words("the Green, square; zorb!") == ("green", "zorb")
+    assert seg.vocabulary.unknown_words("the red, square") == [","]  # punctuation is a token
+
+
 def test_input_errors(checkpoint):
     from refseg_model import Segmenter
 

@@ -185,3 +185,33 @@ def test_depth16_msg_rounds_to_millimetres_and_zeroes_invalid():
     depth = np.array([[1.2344, np.nan, -2.0, 0.0004, 0.0016]], np.float32)
     out = image_to_array(depth16_msg(depth))
     np.testing.assert_array_equal(out, [[1234, 0, 0, 0, 2]])
+
+
+def test_compressed_png_and_jpeg_decode_to_rgb():
+    from refseg_node.image_conversion import compressed_msg, compressed_to_rgb
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(compressed_to_rgb(compressed_msg(rgb, "png")), rgb)
+    smooth = np.zeros((24, 32, 3), np.uint8)
+    smooth[..., 0] = 200                            # flat red: JPEG keeps it close
+    decoded = compressed_to_rgb(compressed_msg(smooth, "jpeg"))
+    assert decoded.shape == (24, 32, 3) and np.abs(decoded.astype(int) - smooth).max() < 8
+
+
+def test_compressed_errors_are_conversion_errors():
+    from sensor_msgs.msg import CompressedImage
+
+    from refseg_node.image_conversion import ConversionError, compressed_msg, compressed_to_rgb
+
+    with pytest.raises(ConversionError, match="empty image"):
+        compressed_to_rgb(CompressedImage(format="jpeg"))
+    with pytest.raises(ConversionError, match="cannot decode"):
+        compressed_to_rgb(CompressedImage(format="jpeg", data=b"not a jpeg at all"))
+    big = compressed_msg(np.zeros((100, 100, 3), np.uint8), "png")
+    with pytest.raises(ConversionError, match="too large"):
+        compressed_to_rgb(big, max_pixels=100 * 99)
+    truncated = compressed_msg(np.zeros((100, 100, 3), np.uint8), "png")
+    truncated.data = bytes(truncated.data)[:40]
+    with pytest.raises(ConversionError):
+        compressed_to_rgb(truncated)

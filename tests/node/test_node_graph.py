@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.ros_graph import DEADLINE, REPO, make_picture, publish_acked, wait_until
+from tests.ros_graph import (
+    DEADLINE,
+    REPO,
+    WaitTimeout,
+    make_picture,
+    publish_acked,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -29,7 +36,7 @@ def picture():
 def segmenter(checkpoints):
     from refseg_model import Segmenter
 
-    return Segmenter.from_checkpoint(checkpoints["random"], device="cpu")
+    return Segmenter.from_checkpoint(checkpoints["random"], device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,8 @@ def node(start_node, graph, checkpoints, threshold):
 
     # Reliable image QoS: best-effort 640x480 frames are mostly dropped by Fast DDS on one host.
     proc = start_node({"checkpoint": checkpoints["random"], "threshold": threshold,
-                       "device": "cpu", "log_period": 0.0, "image_qos": "reliable"},
+                       "device": "cpu", "log_period": 0.0, "image_qos": "reliable",
+                       "precision": "fp32"},  # the same numeric path as the test's Segmenter
                       params_file=PARAMS_FILE)
     wait_active(graph, proc)
     return proc
@@ -134,7 +142,7 @@ def segment_frame(io, rgb, encoding="rgb8"):
         try:
             return io.segmentation.wait_for(lambda m, s=stamp_of(msg): stamp_of(m) == s,
                                             timeout=30.0), msg
-        except pytest.fail.Exception as err:  # a best-effort frame may be lost: resend
+        except WaitTimeout as err:  # a best-effort frame may be lost: resend
             last = err
     raise last
 
@@ -234,28 +242,31 @@ def test_service_reports_bad_requests(graph):
     assert not empty.success and "names no object" in empty.message
 
 
-def test_parameters_match_the_params_file(graph, node, checkpoints, threshold):
-    from rcl_interfaces.srv import GetParameters, ListParameters
+def test_parameters_match_the_params_file_and_the_specs(graph, node, checkpoints, threshold):
+    from rcl_interfaces.srv import DescribeParameters, ListParameters
 
-    from refseg_node.parameters import PARAMETERS
+    from refseg_node.parameters import PARAMETERS, SPECS
 
     declared = graph.call(ListParameters, "/refseg/list_parameters",
                           ListParameters.Request()).result.names
     names = [p.name for p in PARAMETERS]
     assert set(names) <= set(declared)
     file_values = yaml.safe_load(PARAMS_FILE.read_text())["refseg"]["ros__parameters"]
-    assert set(file_values) == set(names), "params file and declared parameters differ"
-    values = graph.call(GetParameters, "/refseg/get_parameters",
-                        GetParameters.Request(names=names)).values
-    from rclpy.parameter import parameter_value_to_python
-
-    got = {n: parameter_value_to_python(v) for n, v in zip(names, values)}
+    assert set(file_values) <= set(names), "the params file sets undeclared parameters"
+    got = graph.get_parameters(names)
     overridden = {"checkpoint": str(checkpoints["random"]), "threshold": threshold,
                   "device": "cpu", "log_period": 0.0, "image_qos": "reliable"}
-    for name, value in file_values.items():
-        expected = overridden.get(name, value)
+    for name in names:
+        expected = overridden.get(name, file_values.get(name, SPECS[name].default))
         assert got[name] == pytest.approx(expected) if isinstance(expected, float) else (
             got[name] == expected), name
+    described = graph.call(DescribeParameters, "/refseg/describe_parameters",
+                           DescribeParameters.Request(names=["threshold", "autostart",
+                                                             "max_query_length"])).descriptors
+    threshold_range = described[0].floating_point_range[0]
+    assert (threshold_range.from_value, threshold_range.to_value) == (-1.0, 1.0)
+    assert described[1].read_only and not described[0].read_only
+    assert described[2].integer_range[0].from_value == 1
 
 
 def set_parameter(graph, name, value):
@@ -268,11 +279,15 @@ def set_parameter(graph, name, value):
 
 def test_invalid_parameter_values_are_refused_with_a_reason(graph):
     result = set_parameter(graph, "threshold", 1.5)
-    assert not result.successful and "[0, 1]" in result.reason
+    assert not result.successful and "out of range" in result.reason  # the descriptor's range
     result = set_parameter(graph, "mode", "sometimes")
     assert not result.successful and "continuous" in result.reason
     result = set_parameter(graph, "image_qos", "best_effort")
     assert not result.successful
+    result = set_parameter(graph, "marker_scale", 0.0)
+    assert not result.successful and "> 0" in result.reason
+    result = set_parameter(graph, "autostart", False)
+    assert not result.successful and "read-only" in result.reason
 
 
 def test_mode_once_segments_only_the_next_frame_after_a_query(io, node, graph, picture):

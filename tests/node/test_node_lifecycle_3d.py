@@ -8,7 +8,7 @@ has a hand-computable answer on a hand-made depth image.
 import numpy as np
 import pytest
 
-from tests.ros_graph import make_picture, publish_acked, wait_until
+from tests.ros_graph import WaitTimeout, make_picture, publish_acked, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -98,7 +98,7 @@ def frame(io, depth_msg=None, info=None, depth_offset=0, query=None):
         publish_acked(io.image, stamped(rgb8_msg(make_picture(H, W, seed=sec % 7)), sec))
         try:
             return io.segmentation.wait_for(lambda m, s=sec: m.header.stamp.sec == s, 15.0)
-        except pytest.fail.Exception:
+        except WaitTimeout:
             continue  # query or depth not there yet: next frame
     pytest.fail("no segmentation for 10 frames")
 

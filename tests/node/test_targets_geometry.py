@@ -36,6 +36,32 @@ def test_primary_target_is_the_component_with_the_highest_summed_probability():
     assert t.centroid == pytest.approx((23.5, 6.5))
 
 
+def test_every_region_is_listed_primary_first():
+    mask, probs = two_regions()
+    mask[15:17, 2:4] = True             # a third, 4 pixels at p = 0.1
+    t = primary_target(mask, probs)
+    assert [r.area for r in t.regions] == [100, 32, 4]
+    first = t.regions[0]
+    assert (first.bbox, first.area, first.score) == (t.bbox, t.area, pytest.approx(t.score))
+    assert first.centroid == pytest.approx(t.centroid)
+    assert t.regions[1].bbox == (20, 5, 8, 4) and t.regions[1].score == pytest.approx(0.95)
+    assert t.regions[1].centroid == pytest.approx((23.5, 6.5))
+    assert t.regions[2].score == pytest.approx(0.1)
+    assert [r.area for r in primary_target(mask, probs, max_regions=2).regions] == [100, 32]
+    assert no_target((4, 5)).regions == ()
+
+
+def test_region_messages_carry_every_region():
+    from refseg_node.messages import region_msg
+
+    mask, probs = two_regions()
+    msg = region_msg(primary_target(mask, probs).regions[1])
+    assert (msg.bbox.x_offset, msg.bbox.y_offset, msg.bbox.width, msg.bbox.height) == (
+        20, 5, 8, 4)
+    assert msg.area == 32 and msg.score == pytest.approx(0.95)
+    assert (msg.centroid.x, msg.centroid.y, msg.centroid.z) == pytest.approx((23.5, 6.5, 0.0))
+
+
 def test_diagonal_pixels_are_one_region():
     mask = np.eye(5, dtype=bool)
     t = primary_target(mask, mask.astype(np.float32))

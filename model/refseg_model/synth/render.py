@@ -220,12 +220,15 @@ def trace_object(cam: Camera, rays: np.ndarray, obj: PlacedObject, env: Environm
     return window, depth, rgb.reshape(shape + (3,))
 
 
-def render(cam: Camera, env: Environment, objects: list[PlacedObject], rng: np.random.Generator
+def render(cam: Camera, env: Environment, objects: list[PlacedObject], rng: np.random.Generator,
+           noise_rng: np.random.Generator | None = None
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Render the scene.
 
     Returns ``(rgb HxWx3 uint8, depth HxW float32 metres, label HxW uint8, full_area)``, where
-    ``full_area[i]`` is how many pixels object ``i`` would cover if nothing hid it.
+    ``full_area[i]`` is how many pixels object ``i`` would cover if nothing hid it. The sensor
+    noise is drawn from ``noise_rng`` when given (else from ``rng``), so that the views of one
+    scene can share its textures (``rng`` seeded alike) and still have fresh noise each.
     """
     rays = cam.rays().astype(np.float32)
     rgb, depth, label = render_room(cam, rays, env, rng)
@@ -244,7 +247,8 @@ def render(cam: Camera, env: Environment, objects: list[PlacedObject], rng: np.r
     # sensor look: slight blur and noise; the labels stay exact
     image = cv2.GaussianBlur(rgb, (3, 3), 0.6)
     image = image * np.float32(255.0) + np.float32(0.5)
-    image += rng.standard_normal(size=image.shape, dtype=np.float32) * np.float32(2.0)
+    noise = rng if noise_rng is None else noise_rng
+    image += noise.standard_normal(size=image.shape, dtype=np.float32) * np.float32(2.0)
     image = np.clip(image, 0, 255).astype(np.uint8)
     depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
     return image, depth, label, full_area

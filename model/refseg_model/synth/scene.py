@@ -78,6 +78,16 @@ class Region:
     strategies: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class World:
+    """What a scene was rendered from: camera, room, placed objects (to render other views)."""
+
+    camera: Camera
+    environment: Environment
+    placed: tuple  # of render.PlacedObject, in object id order
+    render_seed: tuple  # seeds the texture phase of every view (same table grain in each)
+
+
 @dataclass
 class Scene:
     """A rendered scene: RGB, depth in metres (0 = invalid), intrinsics, objects and regions."""
@@ -90,6 +100,7 @@ class Scene:
     labels: np.ndarray  # HxW uint8: render.TABLE, TABLE_FRONT, WALL, FLOOR, FIRST_OBJECT + i
     camera: dict = field(default_factory=dict)
     seed: tuple = ()
+    world: World | None = None
 
     @property
     def width(self) -> int:
@@ -273,8 +284,9 @@ def _compose(seed, rng: np.random.Generator, cam: Camera, env: Environment,
         "table_front_y": round(env.table_front_y, 4), "wall_y": round(env.wall_y, 4),
         "light_dir": [round(v, 4) for v in env.light_dir],
     }
+    world = World(cam, env, tuple(placed), (*_seed_tuple(seed), 104729))
     return Scene(rgb=rgb, depth_m=depth, K=cam.K.copy(), objects=objects, regions=regions,
-                 labels=labels, camera=camera, seed=_seed_tuple(seed))
+                 labels=labels, camera=camera, seed=_seed_tuple(seed), world=world)
 
 
 def generate_scene(seed: int | Sequence[int], width: int = 640, height: int = 480) -> Scene:

@@ -1,0 +1,147 @@
+"""Camera inputs in a real graph: best-effort frames, auto QoS, activate/deactivate, warnings.
+
+Also compressed input on a remapped topic, and per-region results.
+
+Every process gets the harness environment: the shipped Fast DDS profile is applied by the
+executables themselves (and by the harness for this process), as in a plain shell.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+from tests.ros_graph import WaitTimeout, make_picture, publish_acked, wait_active, wait_until
+
+# Three node starts and a camera: minutes on a loaded 2-core machine.
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def segmentation_collector(graph):
+    from refseg_msgs.msg import Segmentation
+
+    return graph.collect(Segmentation, "/refseg/segmentation")
+
+
+def test_best_effort_640x480_camera_reaches_the_node(start_node, graph, checkpoints):
+    """synthetic_camera in its default QoS (best effort, 640x480, 10 Hz) -> node (qos auto)."""
+    from lifecycle_msgs.msg import Transition
+    from std_msgs.msg import String
+
+    segs = segmentation_collector(graph)
+    node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu"}, name="be_node")
+    wait_active(graph, node)
+    camera = start_node({"wait_for_subscribers": 1}, module="refseg_node.synthetic_camera",
+                        name="be_camera")
+    graph.publisher(String, "/refseg/query").publish(String(data="the green ball"))
+    wait_until(lambda: len(segs.find(lambda m: m.mask.width == 640)) >= 3, 120.0,
+               "3 segmentations of camera frames")
+    assert camera.stop() == 0
+    published = int(re.search(r"published (\d+) frames", camera.log()).group(1))
+    mark = len(node.log())
+    assert graph.change_state(Transition.TRANSITION_DEACTIVATE)
+    node.wait_log("since activate", after=mark)
+    received = int(re.search(r"(\d+) frames received", node.log()[mark:]).group(1))
+    assert "image_raw (Image, best effort)" in node.log()
+    assert published >= 20 and received >= 0.9 * published, (received, published)
+    seg = segs.find(lambda m: m.mask.width == 640)[-1]
+    assert seg.header.frame_id == "camera_color_optical_frame" and seg.found
+    assert node.stop() == 0
+
+
+def test_auto_qos_follows_a_reliable_publisher_and_inactive_means_unsubscribed(
+        start_node, graph, checkpoints):
+    from lifecycle_msgs.msg import Transition
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from refseg_node.image_conversion import rgb8_msg
+
+    segs = segmentation_collector(graph)
+    node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu",
+                       "image_topic": "/auto/image_raw", "frame_timeout": 2.0,
+                       "log_period": 0.0}, name="auto_node")
+    wait_active(graph, node)
+    mark = len(node.log())
+    image = graph.publisher(Image, "/auto/image_raw", subscribers=0)     # reliable, appears late
+    node.wait_log("/auto/image_raw: publishers are reliable; resubscribed reliable", after=mark)
+    wait_until(lambda: image.get_subscription_count() == 1, what="the node's reliable reader")
+    node.wait_log("matched", after=mark)                                 # no frame for 2 s
+    warning = node.log()[mark:]
+    assert "but no frame arrived" in warning and "FASTDDS_DEFAULT_PROFILES_FILE=" in warning
+    assert warning.count("but no frame arrived") == 1
+    query = graph.publisher(String, "/refseg/query")
+    publish_acked(query, String(data="the green ball"))
+    for sec in range(1, 30):
+        frame = rgb8_msg(make_picture(48, 64, seed=sec))
+        frame.header.stamp.sec = sec
+        publish_acked(image, frame)
+        if segs.find(lambda m, s=sec: m.header.stamp.sec == s):
+            break
+    assert segs.find(lambda m: 1 <= m.header.stamp.sec < 30)
+    assert graph.change_state(Transition.TRANSITION_DEACTIVATE)
+    wait_until(lambda: image.get_subscription_count() == 0, what="the node to unsubscribe")
+    assert graph.change_state(Transition.TRANSITION_ACTIVATE)
+    wait_until(lambda: image.get_subscription_count() == 1, what="the node to subscribe again")
+    assert node.stop() == 0
+    graph.node.destroy_publisher(image)
+
+
+@pytest.fixture(scope="module")
+def random_model(checkpoints):
+    from refseg_model import Segmenter
+
+    return Segmenter.from_checkpoint(checkpoints["random"], device="cpu")
+
+
+def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph, checkpoints,
+                                                                 random_model):
+    from sensor_msgs.msg import CompressedImage
+    from std_msgs.msg import String
+
+    from refseg_node.image_conversion import compressed_msg, image_to_array
+    from refseg_node.targets import primary_target
+
+    picture = make_picture(120, 160, seed=2)
+    probs = random_model.predict(picture, "the jar on the table").probs
+    threshold = float(np.round(np.quantile(probs, 0.6), 4))
+    segs = segmentation_collector(graph)
+    node = start_node({"checkpoint": checkpoints["random"], "device": "cpu",
+                       "threshold": threshold, "image_transport": "compressed",
+                       "max_regions": 3},
+                      name="compressed_node", extra_args=["-r", "image:=/remapped/image_raw"])
+    wait_active(graph, node)
+    assert "/remapped/image_raw/compressed (CompressedImage" in node.log()
+    image = graph.publisher(CompressedImage, "/remapped/image_raw/compressed")
+    query = graph.publisher(String, "/refseg/query")
+    publish_acked(query, String(data="pick up the jar on the table"))
+    seg = None
+    for sec in range(100, 110):  # the query may reach the node after the first frames
+        msg = compressed_msg(picture, "png")
+        msg.header.stamp.sec, msg.header.frame_id = sec, "remapped_frame"
+        publish_acked(image, msg)
+        try:
+            seg = segs.wait_for(lambda m, s=sec: m.header.stamp.sec == s, timeout=15.0)
+            break
+        except WaitTimeout:
+            continue
+    assert seg is not None, node.log()[-2000:]
+    assert seg.header.frame_id == "remapped_frame" and seg.expression == "the jar on the table"
+    expected = random_model.predict(picture, "the jar on the table", threshold=threshold)
+    mask = image_to_array(seg.mask) == 255
+    assert np.mean(mask != expected.mask) < 0.002         # PNG is lossless: the same answer
+    target = primary_target(expected.mask, expected.probs)
+    assert target.num_regions >= 2, "the test picture should give several regions"
+    assert seg.num_regions == target.num_regions
+    assert len(seg.regions) == min(3, target.num_regions)
+    first = seg.regions[0]
+    assert (first.bbox.x_offset, first.bbox.y_offset, first.bbox.width, first.bbox.height) == (
+        seg.bbox.x_offset, seg.bbox.y_offset, seg.bbox.width, seg.bbox.height)
+    assert first.area == seg.area and first.score == pytest.approx(seg.score)
+    for got, want in zip(seg.regions, target.regions):
+        assert got.area == pytest.approx(want.area, rel=0.02, abs=5)
+        assert (got.centroid.x, got.centroid.y) == pytest.approx(want.centroid, abs=2.0)
+        assert got.score == pytest.approx(want.score, abs=0.01)
+    sums = [r.area * r.score for r in seg.regions]
+    assert all(a >= b - 1e-3 for a, b in zip(sums, sums[1:])), sums  # ranked, primary first
+    assert node.stop() == 0
