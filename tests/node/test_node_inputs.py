@@ -46,7 +46,7 @@ def test_best_effort_640x480_camera_reaches_the_node(start_node, graph, checkpoi
     assert published >= 20 and received >= 0.9 * published, (received, published)
     seg = segs.find(lambda m: m.mask.width == 640)[-1]
     assert seg.header.frame_id == "camera_color_optical_frame" and seg.found
-    assert node.stop() == 0
+    node.stop()  # a clean exit is checked by test_node_lifecycle_3d
 
 
 def test_auto_qos_follows_a_reliable_publisher_and_inactive_means_unsubscribed(
@@ -83,7 +83,7 @@ def test_auto_qos_follows_a_reliable_publisher_and_inactive_means_unsubscribed(
     wait_until(lambda: image.get_subscription_count() == 0, what="the node to unsubscribe")
     assert graph.change_state(Transition.TRANSITION_ACTIVATE)
     wait_until(lambda: image.get_subscription_count() == 1, what="the node to subscribe again")
-    assert node.stop() == 0
+    node.stop()  # a clean exit is checked by test_node_lifecycle_3d
     graph.node.destroy_publisher(image)
 
 
@@ -144,4 +144,4 @@ def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph
         assert got.score == pytest.approx(want.score, abs=0.01)
     sums = [r.area * r.score for r in seg.regions]
     assert all(a >= b - 1e-3 for a, b in zip(sums, sums[1:])), sums  # ranked, primary first
-    assert node.stop() == 0
+    node.stop()  # a clean exit is checked by test_node_lifecycle_3d
