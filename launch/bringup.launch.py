@@ -70,4 +70,20 @@ def generate_launch_description():
         arguments=["-d", os.path.join(share, "config", "refseg.rviz")],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
-    return LaunchDescription([*arguments, refseg, camera, rviz])
+    # Spoken commands (speech:=true): the microphone, or speech_source:=FILE.wav / a folder.
+    arguments += [
+        DeclareLaunchArgument("speech", default_value="false",
+                              description="start speech_command: spoken commands -> query"),
+        DeclareLaunchArgument("speech_source", default_value="microphone",
+                              description="microphone, a .wav file or a folder of them"),
+    ]
+    speech = Node(
+        package=PACKAGE,
+        executable="speech_command",
+        name="speech_command",
+        output="screen",
+        parameters=[{"source": LaunchConfiguration("speech_source"),
+                     "checkpoint": LaunchConfiguration("checkpoint")}],
+        condition=IfCondition(LaunchConfiguration("speech")),
+    )
+    return LaunchDescription([*arguments, refseg, camera, rviz, speech])

@@ -58,6 +58,7 @@ def test_launch_file_starts_existing_executables_with_declared_arguments():
         executable = ast.literal_eval(keyword(node, "executable"))
         if isinstance(package, ast.Name) or ast.literal_eval(package) == "refseg":
             assert executable in scripts, f"{executable} is not a console script of setup.py"
+    assert "speech_command" in executables
     refseg = next(n for n in nodes if ast.literal_eval(keyword(n, "executable")) == "refseg_node")
     assert ast.literal_eval(keyword(refseg, "name")) == "refseg"
     overrides = [d for d in ast.walk(keyword(refseg, "parameters")) if isinstance(d, ast.Dict)]
@@ -109,4 +110,4 @@ def test_launch_description_builds_where_launch_ros_exists():
     except LookupError as err:  # the refseg package is not installed in an ament prefix
         pytest.skip(f"refseg is not installed in an ament prefix: {err}")
     nodes = [e for e in description.entities if isinstance(e, launch_ros.actions.Node)]
-    assert len(nodes) == 3
+    assert len(nodes) == 4
