@@ -25,7 +25,6 @@ import queue
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -142,10 +141,11 @@ class SpeechCommandNode(Node):
                 self.get_logger().info(f"{path.name}: no speech found")
             margin = int(CONTEXT_SECONDS * SAMPLE_RATE)
             for start, speech in found:
-                first = max(0, int(round(start * SAMPLE_RATE)) - margin)
-                last = min(len(samples), first + margin + len(speech) + margin)
-                self.publish_utterance(self.recognizer.decode(samples[first:last], first / SAMPLE_RATE),
-                            str(path))
+                begin = int(round(start * SAMPLE_RATE))
+                first = max(0, begin - margin)
+                last = min(len(samples), begin + len(speech) + margin)
+                utterance = self.recognizer.decode(samples[first:last], first / SAMPLE_RATE)
+                self.publish_utterance(utterance, str(path))
 
     def run_microphone(self) -> None:
         """Listen to the microphone until shutdown."""
