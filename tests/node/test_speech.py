@@ -110,8 +110,9 @@ def test_read_wav_mixes_down_and_resamples(tmp_path):
         read_wav(tmp_path / "bad.wav")
     with pytest.raises(SpeechError, match="not found"):
         wav_files(tmp_path / "missing.wav")
+    (tmp_path / "empty_dir").mkdir()
     with pytest.raises(SpeechError, match="no .wav files"):
-        wav_files(tmp_path / "empty_dir" if (tmp_path / "empty_dir").mkdir() is None else None)
+        wav_files(tmp_path / "empty_dir")
 
 
 def test_utterances_are_found_one_per_command():
