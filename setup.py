@@ -26,6 +26,7 @@ setup(
         'console_scripts': [
             'refseg_node = refseg_node.node:main',
             'synthetic_camera = refseg_node.synthetic_camera:main',
+            'speech_command = refseg_node.speech_command:main',
         ],
     },
 )

@@ -80,6 +80,17 @@ def launch_setup(context, share):
             actions.append(LogInfo(msg="[refseg] rviz:=true but rviz2 is not installed "
                                        "(apt install ros-$ROS_DISTRO-rviz2); the node and "
                                        "camera run without it"))
+    # Spoken commands (speech:=true): the microphone, or speech_source:=FILE.wav / a folder.
+    actions.append(Node(
+        package=PACKAGE,
+        executable="speech_command",
+        name="speech_command",
+        output="screen",
+        parameters=[{"source": LaunchConfiguration("speech_source"),
+                     "checkpoint": LaunchConfiguration("checkpoint")}],
+        additional_env=env,
+        condition=IfCondition(LaunchConfiguration("speech")),
+    ))
     return actions
 
 
@@ -107,6 +118,10 @@ def generate_launch_description():
                               description="publish the synthetic tabletop world as the camera"),
         DeclareLaunchArgument("rviz", default_value="false",
                               description="start rviz2 with config/refseg.rviz (if installed)"),
+        DeclareLaunchArgument("speech", default_value="false",
+                              description="start speech_command: spoken commands -> query"),
+        DeclareLaunchArgument("speech_source", default_value="microphone",
+                              description="microphone, a .wav file or a folder of them"),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=launch_setup,
                                                          args=[share])])

@@ -214,3 +214,22 @@ def command_to_expression(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> st
     is only a pronoun ("pick it up") gives ``""``.
     """
     return parse_command(text, max_length).expression
+
+
+@dataclass(frozen=True)
+class CommandPhrases:
+    """The word sequences :func:`parse_command` strips, for a speech recognizer's grammar."""
+
+    leading: tuple[str, ...]    # politeness and fillers before the verb ("could you", "please")
+    verbs: tuple[str, ...]      # command verb phrases ("pick up", "hand me", "take")
+    trailing: tuple[str, ...]   # fillers and particles after the object ("please", "up")
+
+
+def command_phrases() -> CommandPhrases:
+    """Return the phrases the parser strips around a referring expression, each once, sorted."""
+    def joined(phrases) -> tuple[str, ...]:
+        return tuple(sorted({" ".join(p) for p in phrases}))
+    particles = {p for ps in _TRAILING_PARTICLES.values() for p in ps}
+    return CommandPhrases(leading=joined(_LEADING_FILLERS),
+                          verbs=joined(_STRONG_VERBS + _WEAK_VERBS),
+                          trailing=joined(_TRAILING_FILLERS + tuple((p,) for p in particles)))

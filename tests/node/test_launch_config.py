@@ -73,7 +73,7 @@ def test_launch_file_starts_existing_executables_with_declared_arguments():
     scripts = console_scripts()
     nodes = calls(tree, "Node")
     executables = {ast.literal_eval(keyword(n, "executable")) for n in nodes}
-    assert {"refseg_node", "synthetic_camera"} <= executables
+    assert {"refseg_node", "synthetic_camera", "speech_command"} <= executables
     for node in nodes:
         package = keyword(node, "package")
         executable = ast.literal_eval(keyword(node, "executable"))
@@ -186,11 +186,13 @@ def test_launch_description_builds_where_launch_ros_exists():
     context = LaunchContext()
     for name, value in {"params_file": str(PARAMS), "use_synthetic_camera": "false",
                         "rviz": "false", "checkpoint": "", "device": "cpu", "image_topic": "",
-                        "depth_topic": "", "camera_info_topic": ""}.items():
+                        "depth_topic": "", "camera_info_topic": "", "speech": "false",
+                        "speech_source": "microphone"}.items():
         context.launch_configurations[name] = value
     share = module.get_package_share_directory("refseg")
     nodes = module.launch_setup(context, share)
-    assert len(nodes) == 2   # refseg_node and synthetic_camera (rviz not asked for)
+    # refseg_node, synthetic_camera and speech_command (conditional); rviz not asked for
+    assert len(nodes) == 3
 
 
 def test_launch_honours_the_params_file_and_a_missing_rviz_orphans_nothing(

@@ -1,0 +1,45 @@
+"""A spoken command through a real graph: WAV -> speech_command -> /refseg/query -> the node.
+
+Three processes beside this test's peer node: the synthetic camera (the demo scene), the refseg
+node with the shipped checkpoint, and ``speech_command`` reading one fixture WAV. The command it
+heard must come back as the ``command`` of a ``Segmentation`` from the node.
+"""
+
+import json
+
+import pytest
+
+from tests.ros_graph import DEADLINE, START_DEADLINE, wait_active
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytest.importorskip("pocketsphinx")
+
+FIXTURE = "tests/fixtures/speech/klatt_2.wav"   # "grab the blue bottle next to the box"
+
+
+def test_spoken_command_reaches_the_node_and_a_segmentation_comes_back(start_node, graph):
+    from std_msgs.msg import String
+
+    from refseg_msgs.msg import Segmentation
+
+    segmentations = graph.collect(Segmentation, "/refseg/segmentation")
+    queries = graph.collect(String, "/refseg/query")
+    heard = graph.collect(String, "/refseg/speech")
+    start_node({"scene": "demo", "qos": "reliable", "rate": 5.0},
+               module="refseg_node.synthetic_camera", name="camera")
+    node = start_node({"device": "cpu", "image_qos": "reliable", "log_period": 0.0},
+                      name="refseg")
+    wait_active(graph, node)
+    speech = start_node({"source": FIXTURE, "confidence_threshold": 0.0,
+                         "wait_for_subscriber": 60.0}, module="refseg_node.speech_command",
+                        name="speech_command")
+    record = json.loads(heard.wait_for(timeout=START_DEADLINE, what="/refseg/speech").data)
+    assert record["sent"] and record["source"].endswith("klatt_2.wav")
+    assert record["text"] == "grab the blue bottle next to the box"
+    query = queries.wait_for(what="the spoken query on /refseg/query")
+    assert query.data == record["text"]
+    result = segmentations.wait_for(lambda m: m.command == record["text"], timeout=DEADLINE,
+                                    what="a Segmentation for the spoken command")
+    assert result.expression == "the blue bottle next to the box"
+    assert result.mask.width == 640 and result.mask.height == 480
+    assert speech.process.wait(timeout=DEADLINE) == 0, speech.log()
