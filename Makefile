@@ -66,7 +66,7 @@ $(STAMPS)/msgs: $(STAMPS)/deps $(wildcard refseg_msgs/msg/*.msg refseg_msgs/srv/
 	@touch $@
 
 $(STAMPS)/install: $(STAMPS)/msgs setup.py model/pyproject.toml package.xml resource/refseg $(wildcard launch/*.launch.py config/*)
-	$(call step,"4/5 install refseg (node) and refseg_model (editable), register refseg in the venv's ament index")
+	$(call step,"4/5 install refseg (node) and refseg_model (editable) and register refseg in the venv ament index")
 	@$(PIP) install -q --no-deps --no-build-isolation -e model -e . || $(call fail,"pip install -e model -e .")
 	@$(MAKE) --no-print-directory ament-register || $(call fail,"register refseg in $(VENV)/share/ament_index")
 	$(call step,"5/5 check")
@@ -84,7 +84,7 @@ ament-register:
 	@for f in package.xml launch config; do \
 		[ -L $(AMENT_SHARE)/$$f ] || rm -rf $(AMENT_SHARE)/$$f; \
 		ln -sfn $(CURDIR)/$$f $(AMENT_SHARE)/$$f; done
-	@for exe in refseg_node synthetic_camera; do \
+	@for exe in refseg_node synthetic_camera speech_command; do \
 		[ -x $(VENV)/bin/$$exe ] && ln -sfn ../../bin/$$exe $(VENV)/lib/refseg/$$exe || true; done
 	@AMENT_PREFIX_PATH=$(ABS_VENV) $(PY) -c 'from ament_index_python.packages import get_package_share_directory as d; print("refseg registered:", d("refseg"))'
 
