@@ -14,6 +14,7 @@ import argparse
 import json
 import random
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -107,8 +108,15 @@ def run(args) -> int:
         def stamp(msg):
             return (msg.header.stamp.sec, msg.header.stamp.nanosec)
 
+        # The first answers can come before a depth frame is paired with a colour frame: wait
+        # (up to 20 s) for an answer with its 3D point, then take any and say why it has none.
+        want_3d_until = time.monotonic() + 20.0
+
         def answered():
+            need_3d = time.monotonic() < want_3d_until
             for seg in segs.find(lambda m: m.command == args.command):
+                if need_3d and not seg.has_3d:
+                    continue
                 overlay = overlays.find(lambda m, s=stamp(seg): stamp(m) == s)
                 frame = frames.find(lambda m, s=stamp(seg): stamp(m) == s)
                 if overlay and frame:
@@ -156,7 +164,8 @@ def report(args, out, seg, overlay, frame, gt, image_to_array) -> int:
         print(f'[demo] 3D point     : x {point.x:.3f} y {point.y:.3f} z {point.z:.3f} m '
               f'({summary["frame_id"]})')
     else:
-        print('[demo] 3D point     : none (no valid depth at the target)')
+        why = getattr(seg, 'no_3d_reason', '') or 'no valid depth at the target'
+        print(f'[demo] 3D point     : none ({why})')
     print(f'[demo] IoU with the ground truth: {score:.3f} (needs >= {args.min_iou})')
     print(f'[demo] pictures in {out}/: input.png mask.png overlay.png ground_truth.png')
     if score < args.min_iou:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from refseg_node.command_parser import command_phrases, parse_command
+from refseg_node.harness import REPO
 from refseg_node.speech_grammar import GrammarError, command_grammar, expression_words
-from tests.ros_env import REPO
 
 pytest.importorskip("pocketsphinx")
 
@@ -76,7 +76,7 @@ def test_grammar_holds_the_vocabulary_and_the_parsers_verbs(vocabulary, grammar_
 
 
 def test_grammar_follows_the_checkpoint_vocabulary(checkpoints, grammar_recognizer):
-    from tests.ros_graph import TEST_VOCABULARY
+    from refseg_node.harness import TINY_VOCABULARY as TEST_VOCABULARY
 
     tiny = Recognizer(checkpoint_vocabulary(checkpoints["random"]), "grammar").grammar
     assert "sky" in tiny.words and "person" in tiny.words
