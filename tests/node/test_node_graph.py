@@ -255,7 +255,7 @@ def test_parameters_match_the_params_file_and_the_specs(graph, node, checkpoints
     assert set(file_values) <= set(names), "the params file sets undeclared parameters"
     got = graph.get_parameters(names)
     overridden = {"checkpoint": str(checkpoints["random"]), "threshold": threshold,
-                  "device": "cpu", "log_period": 0.0, "image_qos": "reliable"}
+                  "device": "cpu", "log_period": 0.0, "image_qos": "reliable", "precision": "fp32"}
     for name in names:
         expected = overridden.get(name, file_values.get(name, SPECS[name].default))
         assert got[name] == pytest.approx(expected) if isinstance(expected, float) else (

@@ -7,6 +7,7 @@ executables themselves (and by the harness for this process), as in a plain shel
 """
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -29,13 +30,16 @@ def test_best_effort_640x480_camera_reaches_the_node(start_node, graph, checkpoi
     from std_msgs.msg import String
 
     segs = segmentation_collector(graph)
-    node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu"}, name="be_node")
+    # tracking off: this counts what the transport delivers, not what a busy tracker leaves
+    node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu",
+                       "tracking": False}, name="be_node")
     wait_active(graph, node)
     camera = start_node({"wait_for_subscribers": 1}, module="refseg_node.synthetic_camera",
                         name="be_camera")
     graph.publisher(String, "/refseg/query").publish(String(data="the green ball"))
     wait_until(lambda: len(segs.find(lambda m: m.mask.width == 640)) >= 3, 120.0,
                "3 segmentations of camera frames")
+    time.sleep(4.0)  # about 40 more frames at 10 Hz: enough to count on a fast machine too
     assert camera.stop() == 0
     published = int(re.search(r"published (\d+) frames", camera.log()).group(1))
     mark = len(node.log())
@@ -122,7 +126,7 @@ def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph
                        "max_regions": 3},
                       name="compressed_node", extra_args=["-r", "image:=/remapped/image_raw"])
     wait_active(graph, node)
-    assert "/remapped/image_raw/compressed (CompressedImage" in node.log()
+    node.wait_log("/remapped/image_raw/compressed (CompressedImage")
     image = graph.publisher(CompressedImage, "/remapped/image_raw/compressed")
     query = graph.publisher(String, "/refseg/query")
     publish_acked(query, String(data="pick up the jar on the table"))

@@ -11,7 +11,7 @@ from refseg_node.parameters import PARAMETERS, SPECS, Settings, SettingsError, c
 def test_settings_has_one_field_per_spec_and_the_defaults_are_valid():
     assert [f.name for f in dataclasses.fields(Settings)] == [p.name for p in PARAMETERS]
     settings = Settings.from_values({p.name: p.default for p in PARAMETERS})
-    assert settings.threshold == 0.5 and settings.mode == "continuous"
+    assert settings.threshold == -1.0 and settings.mode == "continuous"  # -1: calibrated
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.threshold = 0.3
     assert dataclasses.replace(settings, threshold=0.3).threshold == 0.3
@@ -20,7 +20,7 @@ def test_settings_has_one_field_per_spec_and_the_defaults_are_valid():
 def test_descriptors_carry_type_range_choices_and_read_only():
     d = SPECS["threshold"].descriptor()
     assert d.type == ParameterType.PARAMETER_DOUBLE and not d.read_only
-    assert (d.floating_point_range[0].from_value, d.floating_point_range[0].to_value) == (0, 1)
+    assert (d.floating_point_range[0].from_value, d.floating_point_range[0].to_value) == (-1, 1)
     d = SPECS["max_image_pixels"].descriptor()
     assert d.type == ParameterType.PARAMETER_INTEGER and d.integer_range[0].from_value == 1
     d = SPECS["mode"].descriptor()
@@ -31,7 +31,7 @@ def test_descriptors_carry_type_range_choices_and_read_only():
 
 
 @pytest.mark.parametrize("name,value,message", [
-    ("threshold", 1.5, "in [0, 1]"),
+    ("threshold", 1.5, "in [-1, 1]"),
     ("threshold", 1, "must be a float"),
     ("device", "gpu", "cuda:N"),
     ("device", "cuda:x", "cuda:N"),
