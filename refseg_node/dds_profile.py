@@ -29,7 +29,7 @@ def profile_path() -> Path | None:
             installed = Path(get_package_share_directory("refseg")) / "config" / PROFILE_NAME
             if installed.is_file():
                 return installed
-        except (PackageNotFoundError, ValueError):
+        except (PackageNotFoundError, ValueError, OSError):  # OSError: no AMENT_PREFIX_PATH
             pass
     except ImportError:  # ament_index_python is optional here
         pass
