@@ -26,6 +26,7 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
+from refseg_model.config import PRECISIONS
 from refseg_node.command_parser import DEFAULT_MAX_LENGTH
 from refseg_node.image_conversion import DEFAULT_MAX_PIXELS
 
@@ -124,7 +125,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "keeps the answers: bf16 on CPUs with AMX, or AVX-512 BF16 where it measures "
                   "faster than fp32; fp16 on CUDA; fp32 elsewhere; the node logs the choice and "
                   "why), fp32, bf16 or fp16 (CUDA only)",
-                  choices=("auto", "fp32", "bf16", "fp16")),
+                  choices=PRECISIONS),
     ParameterSpec("channels_last", True, "run the convolutions in NHWC memory layout (faster "
                   "for the convolutions of the default model on CPUs)"),
     ParameterSpec("threshold", -1.0, "probability above which a pixel is in the mask; -1 = "

@@ -34,7 +34,7 @@ FUSIONS = ("concat", "concat_product")
 DECODERS = ("none", "skip")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine")
-TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # numeric paths: training and inference
 STAGES = ("lowres", "highres")
 TRAIN_STAGES = ("det", *STAGES)  # the order of a ``--stage all`` run
 CHECKPOINT_STAGES = TRAIN_STAGES  # a det checkpoint is scored like a lowres one
@@ -257,7 +257,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Check the values (and that every per-stage override resolves)."""
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("precision", TRAIN_PRECISIONS)):
+                              ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"TrainConfig.{name} must be one of {allowed}, got "
                                   f"{getattr(self, name)!r}")

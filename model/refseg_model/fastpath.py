@@ -43,7 +43,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .config import PRECISIONS  # the numeric paths, defined once
+
 COMPILE_MODES = ("auto", "on", "off")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # A network of at least this many FLOPs a frame makes compile="auto" try torch.compile (a count,

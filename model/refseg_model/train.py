@@ -68,6 +68,7 @@ from .ddp import (
     cleanup_distributed,
     setup_distributed,
 )
+from .fastpath import cpu_bf16_kind
 from .loss import soft_dice_loss, weighted_logistic_loss
 from .network import build_model, parameter_groups
 
@@ -177,17 +178,7 @@ def training_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    mkldnn_bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    return "bf16" if cpu_has_amx() and mkldnn_bf16() else "fp32"
-
-
-def cpu_has_amx() -> bool:
-    """Tell whether this CPU has AMX bf16 tiles (``amx_bf16`` in ``/proc/cpuinfo``)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            return "amx_bf16" in handle.read().split()
-    except OSError:
-        return False
+    return "bf16" if cpu_bf16_kind() == "amx" else "fp32"
 
 
 def autocast_context(precision: str, device: torch.device):

@@ -18,6 +18,7 @@ from pathlib import Path
 from refseg_model.baselines import BASELINES
 from refseg_model.breakdown import GROUPINGS, SIZE_EDGES
 from refseg_model.cli.common import add_data_arguments, data_spec
+from refseg_model.config import PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="foreground probability (default: the checkpoint's calibrated "
                         "threshold, else 0.5)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="numeric path: auto (the fastest that keeps the answers here: bf16 on "
                         "CPUs with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16 (CUDA)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only")

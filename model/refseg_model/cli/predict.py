@@ -11,6 +11,7 @@ import numpy as np
 
 from refseg_model import default_checkpoint_path
 from refseg_model.checkpoint import CheckpointError
+from refseg_model.config import PRECISIONS
 from refseg_model.data import DataError, read_rgb
 from refseg_model.drawing import draw_mask
 from refseg_model.fileio import write_mask_png, write_png
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="foreground probability threshold (default 0.5)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="numeric path: auto (the fastest that keeps the answers here: bf16 "
                              "on CPUs with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16")
     return parser

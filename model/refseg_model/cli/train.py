@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from refseg_model.cli.common import add_data_arguments, data_spec
-from refseg_model.config import RunConfig, load_config, preset_names
+from refseg_model.config import PRECISIONS, RunConfig, load_config, preset_names
 
 STAGE_HELP = ("which stage(s) to train: det (box crops, the released code's first stage), "
               "lowres, highres, both (lowres then highres) or all (det, lowres, highres); "
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-budget", dest="time_budget_s", type=float, default=None,
                         help="seconds of training per stage (equal-time A/Bs; a cosine "
                              "schedule then runs over the time)")
-    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
                         help="numeric path of training (default: the config's, auto: bf16 "
                              "autocast on CPUs with AVX-512 BF16 / AMX and on CUDA, else fp32)")
     return parser
