@@ -10,14 +10,21 @@ Sections (``--section``, default all):
 - ``tracker``: ``refseg_node.tracking`` alone over one 2-second sweep of the panning camera
   (10 Hz, +-4 degrees), key frame the true mask (the tracker as if the model were perfect), and
   with a key frame every 10 frames (a model answering once a second).
+- ``replay``: the node's answering rules replayed frame by frame over the pan, with no clock:
+  the model (``--checkpoint``) takes a frame, its answer comes ``--model-period`` x 10 frames
+  later and is caught up through the frames since (``refseg_node.tracking.TrackedStream``, what
+  the node runs), the tracker answers every other frame. IoU of every frame's mask with the true
+  cup, tracking on and the model alone (its last answer held), and ``--figure``: a picture of
+  the masks against the truth. What the code gives whatever the machine's load.
 - ``graph``: ``synthetic_camera motion:=pan`` -> the node with ``min_inference_time`` (a model
   that answers once a second), tracking on and off: frames answered, masks per second, IoU of
   each mask with the true cup and of each tracked mask with its key answer moved by the true
-  motion (the camera only turns, so that motion is the homography of the rotation).
+  motion (the camera only turns, so that motion is the homography of the rotation). Wall-clock
+  bound: on a loaded machine the node answers fewer frames.
 
 Prints a JSON report (and writes it with ``--json``). Example::
 
-    python tools/grasp_measure.py --json grasp.json
+    python tools/grasp_measure.py --json grasp.json --figure docs/img/tracking_pan.png
 """
 
 from __future__ import annotations
@@ -208,6 +215,185 @@ def section_tracker() -> dict:
     return out
 
 
+def pan_window(first: int, count: int) -> list:
+    """Render ``count`` frames of the camera's pan from angle index ``first`` on (as it does).
+
+    ``synthetic_camera`` renders each distinct angle of a sweep once, with the noise of the
+    first frame that has it, and repeats the sweep; so does this.
+    """
+    from refseg_model.synth import make_demo_scene
+    from refseg_model.synth.motion import pan_offsets, render_view
+
+    scene = make_demo_scene(0, W, H)[0]
+    angles = pan_offsets(4.0, 4.0, RATE)
+    seeds: dict[float, int] = {}
+    for i, angle in enumerate(angles):
+        seeds.setdefault(round(angle, 9), i)
+    cache: dict[float, object] = {}
+    views = []
+    for i in range(first, first + count):
+        key = round(angles[i % len(angles)], 9)
+        if key not in cache:
+            cache[key] = render_view(scene, angles[i % len(angles)], noise_seed=seeds[key])
+        views.append(cache[key])
+    return views
+
+
+def section_replay(args) -> dict:
+    """Replay the node's answering rules over the pan frame by frame (``replay``).
+
+    The model takes a frame when it is free and answers it ``latency`` frames later (a model
+    period of 1 s at 10 Hz: 10 frames); the answer is then caught up through the frames tracked
+    since (``TrackedStream.answer``) and the tracker answers every frame the model does not
+    take (``TrackedStream.track``), as the node's worker and tracker threads do. The window is
+    the ``--seconds`` after the model's first answer, starting at +4 degrees (the +4 -> -4
+    sweep first). The model alone answers the frames it takes, each ``latency`` frames late;
+    a consumer holds the last one it got.
+    """
+    from refseg_model import default_checkpoint_path
+    from refseg_model.inference import Segmenter
+    from refseg_node.queries import resolve_query
+    from refseg_node.tracking import TrackedStream, to_gray
+
+    latency = max(1, int(round(args.model_period * RATE)))
+    frames = int(round(args.seconds * RATE))
+    # ``latency`` more frames after the window: the model's answers to its last frames come then
+    views = pan_window(int(RATE) - latency, latency + frames + latency)
+    truth = [v.object_mask(1) for v in views]
+    grays = [to_gray(v.rgb) for v in views]
+    segmenter = Segmenter.from_checkpoint(args.checkpoint or default_checkpoint_path(),
+                                          device=args.device)
+    expression = resolve_query(COMMAND, 10_000, None).expression
+    stream = TrackedStream()
+    predictions, answers, published = {}, {}, {}   # frame -> prediction / answer / frame out
+    job, step_cpu, catch_up_cpu = None, [], []
+    for i in range(len(views)):
+        if job is not None and i - job >= latency:             # the model's answer comes
+            pred = predictions[job]
+            start = time.thread_time()
+            stream.answer(job, grays[job], pred.mask, pred.probs)
+            catch_up_cpu.append(time.thread_time() - start)
+            answers[job] = {"mask": pred.mask, "tracked": False, "age": 0}
+            published[job] = i
+            job = None
+        if job is None:                                        # the model takes this frame
+            job = i
+            predictions[i] = segmenter.predict(views[i].rgb, expression)
+            continue
+        if not stream.active:                                  # nothing to carry yet
+            continue
+        start = time.thread_time()
+        carried = stream.track(i, grays[i])
+        step_cpu.append(time.thread_time() - start)
+        if carried is not None:
+            answers[i] = {"mask": carried.mask, "tracked": True, "age": carried.age}
+    window = list(range(latency, latency + frames))
+    per_frame, held, last = [], [], None
+    for i in window:
+        out = {"frame": i - latency, "pan_deg": round(views[i].pan_deg, 3)}
+        if i in answers:
+            a = answers[i]
+            out.update(answer="tracker" if a["tracked"] else "model", age=a["age"],
+                       iou=round(iou(a["mask"], truth[i]), 4))
+        else:
+            out["answer"] = None
+        # the model alone: the newest answer published by this frame
+        done = [j for j, at in published.items() if at <= i]
+        last = predictions[max(done)].mask if done else None
+        out["model_alone_held_iou"] = round(iou(last, truth[i]), 4) if last is not None else 0.0
+        out["model_alone_answer"] = i in published
+        held.append(out["model_alone_held_iou"])
+        per_frame.append(out)
+    two_s = [f for f in per_frame if f["frame"] < int(2 * RATE) + 1]
+    tracked = [f["iou"] for f in per_frame if f["answer"] == "tracker"]
+    model = [f["iou"] for f in per_frame if f["answer"] == "model"]
+    report = {
+        "model_period_s": args.model_period, "latency_frames": latency, "frames": len(window),
+        "frames_answered": sum(f["answer"] is not None for f in per_frame),
+        "masks_per_camera_frame": round(sum(f["answer"] is not None for f in per_frame)
+                                        / len(window), 3),
+        "model_alone_masks_per_camera_frame": round(
+            sum(f["model_alone_answer"] for f in per_frame) / len(window), 3),
+        "iou_truth_model_answers": summary(model),
+        "iou_truth_tracked": summary(tracked),
+        "iou_truth_every_frame": summary(f.get("iou", 0.0) for f in per_frame),
+        "iou_truth_every_frame_first_2s": summary(f.get("iou", 0.0) for f in two_s),
+        "model_alone_iou_truth_last_answer_held": summary(held),
+        "model_alone_first_2s": summary(f["model_alone_held_iou"] for f in two_s),
+        "tracked_age": summary(f["age"] for f in per_frame if f["answer"] == "tracker"),
+        "tracker_step_cpu_ms": summary(1e3 * np.asarray(step_cpu)),
+        "catch_up_cpu_ms": summary(1e3 * np.asarray(catch_up_cpu)),
+        "per_frame": per_frame,
+    }
+    if args.figure:
+        write_figure(args.figure, views[latency:], truth[latency:], per_frame,
+                     [answers.get(i, {}).get("mask") for i in window],
+                     [predictions[max(j for j, at in published.items() if at <= i)].mask
+                      for i in window], latency)
+        report["figure"] = str(args.figure)
+    return report
+
+
+def write_figure(path: Path, views, truth, per_frame, masks, held, latency: int) -> None:
+    """Draw the masks of the replay against the truth over the pan (and the IoU per frame)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from refseg_model.drawing import draw_mask, outline_mask
+
+    union = np.logical_or.reduce(truth)
+    rows, cols = np.nonzero(union)
+    pad = 24
+    r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad, H)
+    c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad, W)
+    shown = list(range(0, min(len(views), int(2 * RATE) + 1), 4))
+    fig = plt.figure(figsize=(2.1 * len(shown), 7.6))
+    grid = fig.add_gridspec(3, len(shown), height_ratios=[1, 1, 1.2])
+    green, blue, orange, red = (40, 220, 40), (40, 110, 255), (255, 150, 0), (230, 40, 40)
+    for col, i in enumerate(shown):
+        f = per_frame[i]
+        for row, (mask, tint, label) in enumerate((
+                (masks[i], blue if f["answer"] == "tracker" else orange,
+                 f"{f['answer'] or 'no answer'}"
+                 + (f" age {f['age']}" if f["answer"] == "tracker" else "")
+                 + (f"\nIoU {f['iou']:.2f}" if "iou" in f else "")),
+                (held[i], red, f"model alone (held)\nIoU {f['model_alone_held_iou']:.2f}"))):
+            picture = views[i].rgb.copy()
+            if mask is not None:
+                draw_mask(picture, mask, tint=tint, outline=tint, alpha=0.45, thickness=1)
+            outline_mask(picture, truth[i], green, 1)
+            ax = fig.add_subplot(grid[row, col])
+            ax.imshow(picture[r0:r1, c0:c1])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title((f"frame {f['frame']} ({f['pan_deg']:+.1f} deg)\n" if row == 0 else "")
+                         + label, fontsize=8)
+    ax = fig.add_subplot(grid[2, :])
+    x = [f["frame"] / RATE for f in per_frame]
+    ax.plot(x, [f.get("iou", 0.0) for f in per_frame], "o-", ms=3, color="tab:blue",
+            label="tracking on (model answers: orange)")
+    ax.plot([f["frame"] / RATE for f in per_frame if f["answer"] == "model"],
+            [f["iou"] for f in per_frame if f["answer"] == "model"], "o", color="tab:orange")
+    ax.plot(x, [f["model_alone_held_iou"] for f in per_frame], "s--", ms=3, color="tab:red",
+            label="model alone, last answer held")
+    ax.axhline(0.7, color="grey", lw=0.8, ls=":", label="bound 0.7")
+    ax.set_xlabel(f"seconds after the model's first answer (model answers {latency} frames "
+                  "late)")
+    ax.set_ylabel("IoU with the true cup")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle("Tracking over the pan: mask (tint) vs the true cup (green outline)",
+                 fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+
+
 def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
     """Run camera -> slow node once; return frame-by-frame figures."""
     from geometry_msgs.msg import PoseStamped
@@ -302,13 +488,15 @@ def section_graph(args, g: Graph) -> dict:
 def parse_args(argv=None):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--section", choices=("all", "extent", "tracker", "graph"), default="all")
+    p.add_argument("--section", choices=("all", "extent", "tracker", "replay", "graph"),
+                   default="all")
     p.add_argument("--checkpoint", default="", help="checkpoint (default: the shipped one)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--model-period", type=float, default=1.0,
                    help="min_inference_time of the node: seconds a model answer takes at least")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds of pan measured per run")
     p.add_argument("--json", type=Path, help="write the report here too")
+    p.add_argument("--figure", type=Path, help="replay: write the picture of the masks here")
     return p.parse_args(argv)
 
 
@@ -320,6 +508,8 @@ def main(argv=None) -> int:
         "model_period_s": args.model_period, "seconds": args.seconds}}
     if args.section in ("all", "tracker"):
         report["tracker"] = section_tracker()
+    if args.section in ("all", "replay"):
+        report["replay"] = section_replay(args)
     if args.section in ("all", "extent"):
         report["extent_true_mask"] = section_extent_offline()
     if args.section in ("all", "extent", "graph"):
