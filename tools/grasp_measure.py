@@ -20,7 +20,9 @@ Sections (``--section``, default all):
   that answers once a second), tracking on and off: frames answered, masks per second, IoU of
   each mask with the true cup and of each tracked mask with its key answer moved by the true
   motion (the camera only turns, so that motion is the homography of the rotation). Wall-clock
-  bound: on a loaded machine the node answers fewer frames.
+  bound: on a loaded machine the node answers fewer frames. ``--time-scale S`` runs camera, pan
+  and model S times slower (10/S Hz, model period S s: the same 10 frames per model answer),
+  which gives a node starved of CPU S times more of it per frame.
 
 Prints a JSON report (and writes it with ``--json``). Example::
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -58,12 +61,12 @@ def millimetres(depth_m: np.ndarray) -> np.ndarray:
 
 
 def summary(values) -> dict:
-    """Return min, mean and max of ``values`` (rounded), and their count."""
+    """Return min, mean, median and max of ``values`` (rounded), and their count."""
     v = np.asarray(list(values), dtype=np.float64)
     if v.size == 0:
         return {"n": 0}
     return {"n": int(v.size), "min": round(float(v.min()), 4), "mean": round(float(v.mean()), 4),
-            "max": round(float(v.max()), 4)}
+            "median": round(float(np.median(v)), 4), "max": round(float(v.max()), 4)}
 
 
 def judge_extent(scene, center, size) -> dict:
@@ -215,6 +218,12 @@ def section_tracker() -> dict:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, seconds) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pan_window(first: int, count: int) -> list:
     """Render ``count`` frames of the camera's pan from angle index ``first`` on (as it does).
 
@@ -250,9 +259,16 @@ def section_replay(args) -> dict:
     sweep first). The model alone answers the frames it takes, each ``latency`` frames late;
     a consumer holds the last one it got.
     """
+    from std_msgs.msg import Header
+
     from refseg_model import default_checkpoint_path
     from refseg_model.inference import Segmenter
+    from refseg_node import extent_messages, messages
+    from refseg_node.image_conversion import depth16_msg, rgb8_msg
+    from refseg_node.parameters import PARAMETERS, Settings
+    from refseg_node.pipeline import SensorCache, carried_frame
     from refseg_node.queries import resolve_query
+    from refseg_node.synthetic_camera import camera_info_msg
     from refseg_node.tracking import TrackedStream, to_gray
 
     latency = max(1, int(round(args.model_period * RATE)))
@@ -266,7 +282,15 @@ def section_replay(args) -> dict:
     expression = resolve_query(COMMAND, 10_000, None).expression
     stream = TrackedStream()
     predictions, answers, published = {}, {}, {}   # frame -> prediction / answer / frame out
-    job, step_cpu, catch_up_cpu = None, [], []
+    job, step_cpu, catch_up_cpu, frame_cpu, model_cpu = None, [], [], [], []
+    # What the node's tracker thread does with a carried mask besides tracking (CPU per frame):
+    # the image message to RGB, the target, its points and extent, the output messages.
+    settings = Settings.from_values({p.name: p.default for p in PARAMETERS})
+    sensors = SensorCache()
+    headers = [Header(frame_id="camera_color_optical_frame") for _ in views]
+    for i, header in enumerate(headers):
+        header.stamp.sec = 100 + i
+    sensors.set_camera_info(camera_info_msg(views[0].camera.K, W, H, headers[0]))
     for i in range(len(views)):
         if job is not None and i - job >= latency:             # the model's answer comes
             pred = predictions[job]
@@ -278,7 +302,9 @@ def section_replay(args) -> dict:
             job = None
         if job is None:                                        # the model takes this frame
             job = i
+            start = time.process_time()
             predictions[i] = segmenter.predict(views[i].rgb, expression)
+            model_cpu.append(time.process_time() - start)
             continue
         if not stream.active:                                  # nothing to carry yet
             continue
@@ -287,6 +313,15 @@ def section_replay(args) -> dict:
         step_cpu.append(time.thread_time() - start)
         if carried is not None:
             answers[i] = {"mask": carried.mask, "tracked": True, "age": carried.age}
+            image = rgb8_msg(views[i].rgb, headers[i])
+            sensors.add_depth(depth16_msg(views[i].depth_m, headers[i]))
+            start = time.thread_time()
+            result, _ = carried_frame(image, carried, COMMAND, expression, settings, sensors,
+                                      lambda kind, text: None)
+            messages.segmentation_msg(result)
+            extent_messages.extent_markers(result.header, result.geometry.extent)
+            extent_messages.target_cloud_msg(result.header, result.geometry.points)
+            frame_cpu.append(time.thread_time() - start)
     window = list(range(latency, latency + frames))
     per_frame, held, last = [], [], None
     for i in window:
@@ -323,6 +358,8 @@ def section_replay(args) -> dict:
         "tracked_age": summary(f["age"] for f in per_frame if f["answer"] == "tracker"),
         "tracker_step_cpu_ms": summary(1e3 * np.asarray(step_cpu)),
         "catch_up_cpu_ms": summary(1e3 * np.asarray(catch_up_cpu)),
+        "tracked_frame_rest_cpu_ms": summary(1e3 * np.asarray(frame_cpu)),
+        "model_answer_cpu_s_all_threads": summary(model_cpu),
         "per_frame": per_frame,
     }
     if args.figure:
@@ -412,7 +449,7 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
     truth_c = g.graph.collect(Image, "/synthetic_camera/target_mask")
     pose_c = g.graph.collect(PoseStamped, "/synthetic_camera/camera_pose")
     node = g.start("refseg_node.node", node_params(
-        args, min_inference_time=args.model_period, tracking=tracking),
+        args, min_inference_time=args.model_period * args.time_scale, tracking=tracking),
         f"node_pan_{'tracking' if tracking else 'model_only'}")
     wait_active(g.graph, node)
     query = g.graph.publisher(String, "/refseg/query")
@@ -420,14 +457,27 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
     segs.wait_for(lambda m: m.found and not m.tracked, 180.0, "the model's first answer")
     for c in (segs, truth_c, pose_c):
         c.clear()
-    frames = int(seconds * RATE)
-    wait_until(lambda: truth_c.count() >= frames + 15, seconds + 60, "the camera's frames")
-    node.stop()
 
     def key(m):
         return m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
 
-    stamps = [key(m) for m in truth_c.messages][:frames]
+    # The window: frames the camera stamped after the first answer was seen here. Frames taken
+    # off the wire after clear() may be older (this process lags on a loaded machine): they
+    # came while the model had not answered yet, so nothing could be carried onto them.
+    since = time.time_ns()
+    frames = int(seconds * RATE)
+
+    def window_stamps():
+        return sorted(key(m) for m in truth_c.messages if key(m) >= since)
+
+    cpu0, wall0, load0 = cpu_seconds(node.pid), time.monotonic(), os.getloadavg()[0]
+    wait_until(lambda: len(window_stamps()) >= frames + 15,
+               (seconds + 1.5) * args.time_scale + 60, "the camera's frames")
+    cpu, wall = cpu_seconds(node.pid) - cpu0, time.monotonic() - wall0
+    load = (load0 + os.getloadavg()[0]) / 2
+    node.stop()
+    log = node.log()
+    stamps = window_stamps()[:frames]
     truth = {key(m): image_to_array(m) > 0 for m in truth_c.messages}
     poses = {}
     for m in pose_c.messages:
@@ -452,33 +502,48 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
                                     flags=cv2.INTER_NEAREST) > 0
         fidelity.append(iou(masks[s], moved))
     # IoU with the truth on every frame, holding the last mask where a frame got none
-    held, last = [], None
-    for s in stamps:
+    held, last, per_frame = [], None, []
+    for i, s in enumerate(stamps):
         if s in masks:
             last = masks[s]
         held.append(iou(last, truth[s]) if last is not None else 0.0)
+        a = answers.get(s)
+        per_frame.append({"frame": i, "answer": None if a is None else
+                          "tracker" if a.tracked else "model",
+                          "age": a.tracked_age if a is not None else None,
+                          "iou": round(iou_truth[s], 4) if s in iou_truth else None})
     return {
-        "tracking": tracking, "frames": len(stamps), "seconds": seconds,
+        "node_cpu_cores_used": round(cpu / wall, 3), "load_average": round(load, 2),
+        "node_warnings": {k: log.count(k) for k in ("tracking lost", "dropped in the last",
+                                                    "no tracking from this answer")},
+        "tracking": tracking, "frames": len(stamps), "camera_seconds": seconds,
+        "wall_seconds": seconds * args.time_scale,
         "frames_answered": len(window), "model_answers": len(fresh),
         "tracked_answers": len(tracked),
-        "masks_per_second": round(len(window) / seconds, 2),
+        "masks_per_camera_frame": round(len(window) / max(len(stamps), 1), 3),
+        "masks_per_wall_second": round(len(window) / (seconds * args.time_scale), 2),
         "iou_truth_model_answers": summary(iou_truth[s] for s in fresh),
         "iou_truth_tracked": summary(iou_truth[s] for s in tracked),
         "iou_truth_every_frame_last_mask_held": summary(held),
         "iou_tracked_vs_moved_key_answer": summary(fidelity),
         "tracked_age": summary(answers[s].tracked_age for s in tracked),
+        "model_inference_s": summary(answers[s].inference_time for s in fresh),
+        "per_frame": per_frame,
     }
 
 
 def section_graph(args, g: Graph) -> dict:
     """Measure the panning camera and the slow node, tracking on and off (``graph``)."""
     camera = g.start("refseg_node.synthetic_camera", {
-        "width": W, "height": H, "rate": RATE, "qos": "reliable", "motion": "pan",
-        "pan_amplitude": 4.0, "pan_period": 4.0, "publish_ground_truth": True}, "camera")
+        "width": W, "height": H, "rate": RATE / args.time_scale, "qos": "reliable",
+        "motion": "pan", "pan_amplitude": 4.0, "pan_period": 4.0 * args.time_scale,
+        "publish_ground_truth": True}, "camera")
     from refseg_node.harness import wait_until
 
     wait_until(lambda: "pan: " in camera.log(), 180.0, "the camera's pan views")
-    out = {"model_period_s": args.model_period}
+    out = {"model_period_s": args.model_period, "time_scale": args.time_scale,
+           "camera_rate_hz": RATE / args.time_scale,
+           "min_inference_time_s": args.model_period * args.time_scale}
     for tracking in (True, False):
         out["tracking_on" if tracking else "model_only"] = run_pan(args, g, tracking,
                                                                    args.seconds)
@@ -495,6 +560,9 @@ def parse_args(argv=None):
     p.add_argument("--model-period", type=float, default=1.0,
                    help="min_inference_time of the node: seconds a model answer takes at least")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds of pan measured per run")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="graph: run the camera, the pan and the model this many times slower "
+                        "(same frames per model answer, more CPU per frame on a loaded machine)")
     p.add_argument("--json", type=Path, help="write the report here too")
     p.add_argument("--figure", type=Path, help="replay: write the picture of the masks here")
     return p.parse_args(argv)
@@ -505,7 +573,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     report = {"machine": {"cpus": __import__("os").cpu_count()}, "args": {
         "checkpoint": args.checkpoint or "shipped default", "device": args.device,
-        "model_period_s": args.model_period, "seconds": args.seconds}}
+        "model_period_s": args.model_period, "seconds": args.seconds,
+        "time_scale": args.time_scale}}
     if args.section in ("all", "tracker"):
         report["tracker"] = section_tracker()
     if args.section in ("all", "replay"):
