@@ -404,14 +404,17 @@ class RefSegNode(LifecycleNode):
     def _track(self, job: Job) -> bool:
         """Answer ``job``'s frame with the carried mask; False when the track is lost."""
         s = self._settings
+        start, cpu = time.time(), time.thread_time()
         try:
             rgb = to_rgb(job.frame, s.max_image_pixels)
         except ConversionError as err:
             self._warn("bad_image", f"image on {s.image_topic} skipped: {err}")
             return True                         # the model could not use it either
+        converted = time.time()
         with self._track_lock:
             carried = self._stream.track(job.number, to_gray(rgb))
             reason = self._stream.lost_reason
+        tracked = time.time()
         if carried is None:
             if not reason:
                 return True                     # nothing newer to carry onto (never loops)
@@ -423,10 +426,19 @@ class RefSegNode(LifecycleNode):
                 self._stream.reset()            # the answer was for an older query
             return False
         self._await_depth(job.frame.header)
+        depth = time.time()
         result, _ = carried_frame(job.frame, carried, query.command, query.expression, s,
                                   self._sensors, self._warn, unknown, rgb=rgb)
+        computed = time.time()
         if self._outputs is not None:
             self._outputs.publish(result, rgb, s)
+        self.get_logger().debug(
+            f"tracked frame timings ms (age {carried.age}): waited "
+            f"{1e3 * (start - job.received):.1f}, convert {1e3 * (converted - start):.1f}, "
+            f"track {1e3 * (tracked - converted):.1f}, depth wait {1e3 * (depth - tracked):.1f}, "
+            f"rest of the frame {1e3 * (computed - depth):.1f}, publish "
+            f"{1e3 * (time.time() - computed):.1f}; thread cpu "
+            f"{1e3 * (time.thread_time() - cpu):.1f}")
         return True
 
     def _await_depth(self, header, timeout: float = 0.1) -> None:

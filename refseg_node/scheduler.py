@@ -9,7 +9,8 @@ queries arrive) and the worker thread (takes jobs):
   active: a slow model never builds a backlog;
 - ``mode`` ``once`` segments only the first frame after each query; ``max_rate_hz`` spaces
   segmentations at least ``1 / max_rate_hz`` seconds apart (0 = as frames come);
-- with tracking, a frame that arrives while the model is busy (or held back by ``max_rate_hz``)
+- with tracking, a frame that arrives while the model is busy (from taking a job until its
+  answer is published: :meth:`FrameScheduler.finish_job`) or held back by ``max_rate_hz``
   goes to the tracker instead (:meth:`FrameScheduler.take_for_tracker`): every frame gets one
   answer, the model's or the tracker's, and the model's next job is a frame no one has answered.
 """
@@ -112,12 +113,16 @@ class FrameScheduler:
         return Job(self.frame, q, self.frame_received, self.frame_count)
 
     def job_done(self) -> None:
-        """Count one frame segmented."""
+        """Count one frame segmented (the model stays busy until :meth:`finish_job`)."""
         self.processed += 1
-        self.busy = False
 
     def finish_job(self) -> None:
-        """Mark the taken job finished, whether it was segmented or not."""
+        """Mark the taken job finished (its answer published), whether it was segmented or not.
+
+        Until then frames go to the tracker: while the worker publishes the model's answer it
+        cannot take them either, and a slow publish (the first one of a process, or a loaded
+        machine) would otherwise leave every frame that arrives meanwhile unanswered.
+        """
         self.busy = False
 
     def take_for_tracker(self, now: float, mode: str = "continuous") -> Job | None:

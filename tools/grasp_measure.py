@@ -101,8 +101,8 @@ def section_extent_offline() -> dict:
 class Graph:
     """The harness's graph with a camera and the node started on a private domain."""
 
-    def __init__(self, log_dir: Path):
-        """Start rclpy on a private domain."""
+    def __init__(self, log_dir: Path, debug: bool = False):
+        """Start rclpy on a private domain (``debug``: the node logs its frame timings)."""
         from refseg_node.harness import Graph as HarnessGraph
         from refseg_node.harness import adopt_env, isolated_ros_env
 
@@ -110,13 +110,16 @@ class Graph:
         adopt_env(self.env)
         self.graph = HarnessGraph("grasp_measure")
         self.log_dir = log_dir
+        self.debug = debug
         self.processes = []
 
     def start(self, module: str, params: dict, name: str):
         """Start ``module`` with ``params``; return its process."""
         from refseg_node.harness import NodeProcess, node_args
 
-        proc = NodeProcess(module, node_args(params), self.env, self.log_dir / f"{name}.log")
+        extra = ["--log-level", "refseg:=debug"] if self.debug and module.endswith(".node") else []
+        proc = NodeProcess(module, node_args(params) + extra, self.env,
+                           self.log_dir / f"{name}.log")
         self.processes.append(proc)
         return proc
 
@@ -565,6 +568,8 @@ def parse_args(argv=None):
                         "(same frames per model answer, more CPU per frame on a loaded machine)")
     p.add_argument("--json", type=Path, help="write the report here too")
     p.add_argument("--figure", type=Path, help="replay: write the picture of the masks here")
+    p.add_argument("--keep-logs", type=Path,
+                   help="graph, extent: keep the processes' logs here (node at debug level)")
     return p.parse_args(argv)
 
 
@@ -583,7 +588,9 @@ def main(argv=None) -> int:
         report["extent_true_mask"] = section_extent_offline()
     if args.section in ("all", "extent", "graph"):
         with tempfile.TemporaryDirectory(prefix="grasp_measure_") as logs:
-            g = Graph(Path(logs))
+            if args.keep_logs:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+            g = Graph(args.keep_logs or Path(logs), debug=bool(args.keep_logs))
             try:
                 if args.section in ("all", "extent"):
                     report["extent_node"] = section_extent_graph(args, g)

@@ -17,9 +17,13 @@ def test_frames_go_to_the_tracker_only_while_the_model_is_busy():
     assert s.take_for_tracker(0.0) is None          # one answer per frame
     s.add_frame("f3", 3.0)
     assert s.take_for_tracker(0.0).frame == "f3"
-    s.job_done()
+    s.job_done()                                    # answered; its answer is being published
+    assert s.busy and s.processed == 1
+    s.add_frame("f3b", 3.5)                         # comes while the worker publishes
+    assert s.take_for_tracker(0.0).frame == "f3b"   # the worker cannot take it: the tracker
+    s.finish_job()
     assert not s.busy
-    assert s.next_job(0.0) is None                  # f3 is answered: the model waits for f4
+    assert s.next_job(0.0) is None                  # f3b is answered: the model waits for f4
     s.add_frame("f4", 4.0)
     assert s.take_for_tracker(0.0) is None and s.next_job(0.0).frame == "f4"
     assert s.dropped == 0                           # tracked frames are not dropped ones
