@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
+
+# At import (the node's start), not on the first answer: importing it takes about 0.5 s of CPU,
+# which held the first answer's publish (and the tracker, waiting on the import lock) back.
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
@@ -47,8 +51,6 @@ def fill_tracking(msg: Segmentation, tracked: bool, age: int) -> None:
 
 
 def _quaternion(axes: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy.spatial.transform import Rotation
-
     x, y, z, w = Rotation.from_matrix(np.asarray(axes, dtype=np.float64).T).as_quat()
     return float(x), float(y), float(z), float(w)
 

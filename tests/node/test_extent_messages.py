@@ -78,3 +78,56 @@ def test_target_cloud_message():
     back_xyz, back_rgb = cloud_to_arrays(msg)
     np.testing.assert_array_equal(back_xyz, xyz)
     np.testing.assert_array_equal(back_rgb, rgb)
+
+
+FIRST_FRAME = r"""
+import sys
+import numpy as np
+from std_msgs.msg import Header
+from refseg_model.synth import make_demo_scene
+from refseg_node.image_conversion import depth16_msg, rgb8_msg
+from refseg_node.synthetic_camera import camera_info_msg
+import refseg_node.node  # what the node process imports when it starts
+from refseg_node import extent_messages, messages
+from refseg_node.overlay import draw_overlay
+from refseg_node.image_conversion import bgr8_msg
+from refseg_node.parameters import PARAMETERS, Settings
+from refseg_node.pipeline import SensorCache, carried_frame
+from refseg_node.tracking import Carried
+
+scene, _, region = make_demo_scene(0, 160, 120)
+header = Header(frame_id="camera")
+sensors = SensorCache()
+sensors.add_depth(depth16_msg(scene.depth_m, header))
+sensors.set_camera_info(camera_info_msg(scene.K, 160, 120, header))
+settings = Settings.from_values({p.name: p.default for p in PARAMETERS})
+carried = Carried(1, 0, region.mask, region.mask.astype(np.float32), None)
+before = set(sys.modules)
+result, rgb = carried_frame(rgb8_msg(scene.rgb, header), carried, "the cup", "the cup",
+                            settings, sensors, lambda kind, text: None)
+assert result.geometry is not None and result.geometry.extent is not None
+messages.segmentation_msg(result)
+messages.centroid_msg(result)
+messages.marker_msg(result.header, result.point, settings.marker_scale)
+extent_messages.extent_markers(result.header, result.geometry.extent)
+extent_messages.target_cloud_msg(result.header, result.geometry.points)
+bgr8_msg(draw_overlay(rgb, result.mask, result.target, "the cup"), result.header)
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_the_first_answer_imports_nothing():
+    """Every module a frame's outputs need is imported when the node starts.
+
+    Not on its first answer: a lazy ``scipy.spatial.transform`` import (0.5 s of CPU) once held
+    the first answer's publish for seconds on a loaded machine, and the tracker with it (the
+    import lock).
+    """
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FIRST_FRAME], capture_output=True, text=True,
+                         env=os.environ, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]", out.stdout
