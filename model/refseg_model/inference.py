@@ -121,10 +121,13 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
                         threshold: float | None = None, precision: str = "auto",
-                        channels_last: bool | None = None, compile: str = "auto") -> Segmenter:
+                        channels_last: bool | None = None, compile: str = "auto",
+                        stage: str | None = None) -> Segmenter:
         """Load a checkpoint written by ``refseg-train`` (raises ``CheckpointError``).
 
         ``threshold`` ``None`` takes the checkpoint's calibrated threshold, else 0.5.
+        ``stage`` ``None`` predicts as the checkpoint was trained; ``lowres`` upsamples the
+        coarse response map bilinearly (Table 1's low-resolution row, from any checkpoint).
         """
         from .text import Vocabulary
 
@@ -140,7 +143,11 @@ class Segmenter:
         if threshold is None:
             stored = calibrated_threshold(payload)
             threshold = DEFAULT_THRESHOLD if stored is None else stored
-        return cls(model, vocabulary, config, stage=payload["stage"], device=device,
+        if stage is None:
+            stage = payload["stage"]
+        elif stage not in ("lowres", "highres"):
+            raise ValueError(f"stage must be 'lowres' or 'highres', got {stage!r}")
+        return cls(model, vocabulary, config, stage=stage, device=device,
                    threshold=threshold, precision=precision, channels_last=channels_last,
                    compile=compile)
 

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="numeric path: auto (the fastest that keeps the answers here: bf16 on "
                         "CPUs with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16 (CUDA)")
+    p.add_argument("--stage", choices=("lowres", "highres"), default=None,
+                   help="lowres: score the coarse response map upsampled bilinearly (Table "
+                        "1's low-resolution row); default: as the checkpoint was trained")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only")
     p.add_argument("--baseline", choices=BASELINES,
                    help="evaluate a baseline instead of the model")
@@ -65,7 +68,8 @@ def _predictor(args: argparse.Namespace):
     from refseg_model.inference import Segmenter
 
     segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                          threshold=args.threshold, precision=args.precision)
+                                          threshold=args.threshold, precision=args.precision,
+                                          stage=args.stage)
     return lambda rgb, expression: segmenter.predict(rgb, expression).mask
 
 
