@@ -29,7 +29,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -69,6 +68,7 @@ from .ddp import (
     setup_distributed,
 )
 from .fastpath import cpu_bf16_kind
+from .fileio import atomic_open, atomic_write
 from .loss import soft_dice_loss, weighted_logistic_loss
 from .network import build_model, parameter_groups
 
@@ -289,9 +289,7 @@ class RunFiles:
         end = (stage_index, step)
         kept = [r for r in self.read_metrics()
                 if (TRAIN_STAGES.index(r.get("stage", "lowres")), r.get("step", 0)) <= end]
-        tmp = self.metrics.with_name(self.metrics.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, self.metrics)
+        atomic_write(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_loss_curve(self) -> None:
         """Plot the loss of every step (every stage) to ``loss_curve.png``."""
@@ -324,10 +322,9 @@ class RunFiles:
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        tmp = self.dir / ".loss_curve.tmp.png"
-        fig.savefig(tmp, dpi=100)
+        with atomic_open(self.dir / "loss_curve.png") as handle:
+            fig.savefig(handle, format="png", dpi=100)
         plt.close(fig)
-        os.replace(tmp, self.dir / "loss_curve.png")
 
 
 # -- evaluation ------------------------------------------------------------------------------
