@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from .checkpoint import (
     CheckpointError,
@@ -58,6 +59,7 @@ from .config import (
     TrainConfig,
     save_config,
 )
+from .data import RefSegDataset
 from .ddp import (
     DistInfo,
     GroupedBatchSampler,
@@ -67,10 +69,14 @@ from .ddp import (
     cleanup_distributed,
     setup_distributed,
 )
+from .detection import BoxDataset, RegionScorer, released_det_init
+from .evaluate import evaluate
 from .fastpath import cpu_bf16_kind
 from .fileio import atomic_open, atomic_write
+from .inference import Segmenter, resolve_device
 from .loss import soft_dice_loss, weighted_logistic_loss
 from .network import build_model, parameter_groups
+from .text import Vocabulary
 
 log = logging.getLogger("refseg_model.train")
 
@@ -79,8 +85,6 @@ log = logging.getLogger("refseg_model.train")
 def build_vocabulary(train_source, resumed: list[str] | None = None,
                      vocab_file: str | Path | None = None):
     """Return the vocabulary: the resumed checkpoint's, ``vocab_file``'s, or the train split's."""
-    from .text import Vocabulary
-
     if resumed is not None:
         return Vocabulary.from_list(resumed)
     if vocab_file:
@@ -90,11 +94,7 @@ def build_vocabulary(train_source, resumed: list[str] | None = None,
 
 def build_dataset(cfg: ModelConfig, tcfg: TrainConfig, stage: str, vocab, source):
     """Return the training dataset of ``stage``: box crops (``det``), coarse or full labels."""
-    from .data import RefSegDataset
-
     if stage == "det":
-        from .detection import BoxDataset
-
         return BoxDataset(source, vocab, cfg, tcfg, seed=tcfg.seed)
     label = "coarse" if stage == "lowres" else "full"
     return RefSegDataset(source, vocab, cfg.input_size, label=label, stride=cfg.stride,
@@ -335,9 +335,6 @@ def evaluate_hook(model: torch.nn.Module, cfg: ModelConfig, vocab, stage: str, s
     Predictions go through the inference path (``Segmenter``, original image size) and are
     scored by ``refseg_model.evaluate.evaluate``, so validation sees exactly what users will.
     """
-    from .evaluate import evaluate
-    from .inference import Segmenter
-
     module = getattr(model, "module", model)
     was_training = module.training
     segmenter = Segmenter(module, vocab, cfg, stage=stage, device=device)
@@ -361,12 +358,9 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
     ``tcfg`` is the stage's resolved configuration (``TrainConfig.for_stage``); ``run_config``,
     the run's own (with its per-stage overrides), is what checkpoints store for ``resume``.
     """
-    from tqdm import tqdm
-
     total = tcfg.stage_iters(stage)
     module = model
     if stage == "det":  # box crops through the same weights (refseg_model.detection)
-        from .detection import RegionScorer
 
         module = RegionScorer(model)
     if info.distributed:
@@ -521,8 +515,6 @@ def begin_stage(model: torch.nn.Module, stage: str, tcfg: TrainConfig, *, fresh_
     """
     set_head_trainable(model, not tcfg.freeze_head)
     if stage == "det" and fresh_model and tcfg.det_released_init:
-        from .detection import released_det_init
-
         released_det_init(model, torch.Generator().manual_seed(tcfg.seed))
     if stage == "highres" and weights_from in ("det", "lowres"):
         model.upsample.reset_parameters()
@@ -566,8 +558,6 @@ class TrainResult:
 def train(run: RunConfig, data, out_dir: str | Path,
           options: TrainOptions | None = None) -> TrainResult:
     """Train ``run`` on ``data`` (a ``refseg_model.data.DataSpec``) into the folder ``out_dir``."""
-    from .inference import resolve_device
-
     options = options or TrainOptions()
     stages = stages_of(options.stage)
     for name in options.iters:
