@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
@@ -47,8 +48,6 @@ def fill_tracking(msg: Segmentation, tracked: bool, age: int) -> None:
 
 
 def _quaternion(axes: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy.spatial.transform import Rotation
-
     x, y, z, w = Rotation.from_matrix(np.asarray(axes, dtype=np.float64).T).as_quat()
     return float(x), float(y), float(z), float(w)
 

@@ -17,10 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from math import gcd
 from pathlib import Path
 
 import numpy as np
+from scipy.io import wavfile
+from scipy.signal import resample_poly
 
+import refseg_model
+from refseg_model.checkpoint import CheckpointError, load_checkpoint
 from refseg_node.speech_grammar import GRAMMAR_NAME, CommandGrammar, command_grammar
 
 SAMPLE_RATE = 16000
@@ -51,11 +56,6 @@ class Utterance:
 
 def read_wav(path: str | Path) -> np.ndarray:
     """Read a WAV file as 16 kHz mono int16 samples (mixed down and resampled as needed)."""
-    from math import gcd
-
-    from scipy.io import wavfile
-    from scipy.signal import resample_poly
-
     path = Path(path)
     try:
         rate, data = wavfile.read(path)
@@ -213,9 +213,6 @@ def utterances_of(samples: np.ndarray, detector: UtteranceDetector | None = None
 
 def checkpoint_vocabulary(path: str | Path | None = None) -> list[str]:
     """Return the vocabulary of a refseg checkpoint (default: the shipped one)."""
-    import refseg_model
-    from refseg_model.checkpoint import CheckpointError, load_checkpoint
-
     path = Path(path).expanduser() if path else refseg_model.default_checkpoint_path()
     try:
         return list(load_checkpoint(path)["vocabulary"])

@@ -32,16 +32,42 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from geometry_msgs.msg import PoseStamped
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header, String
+
+from refseg_model.fileio import atomic_write
+from refseg_model.metrics import mask_iou
+from refseg_model.synth import make_demo_scene
+from refseg_model.synth.motion import (
+    inside_true_box,
+    pan_offsets,
+    render_view,
+    rotation_homography,
+    visible_surface,
+)
+from refseg_msgs.msg import Segmentation
+from refseg_node.cloud import target_geometry
+from refseg_node.geometry import Intrinsics
+from refseg_node.harness import Graph as HarnessGraph
+from refseg_node.harness import (
+    NodeProcess,
+    adopt_env,
+    isolated_ros_env,
+    node_args,
+    publish_acked,
+    wait_active,
+    wait_until,
+)
+from refseg_node.image_conversion import depth16_msg, image_to_array, rgb8_msg
+from refseg_node.pointcloud2 import cloud_to_arrays
+from refseg_node.synthetic_camera import camera_info_msg
+from refseg_node.tracking import MaskTracker, to_gray
 
 REPO = Path(__file__).resolve().parents[1]
 W, H, RATE = 640, 480, 10.0
 COMMAND = "pick up the red cup on the left"
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def millimetres(depth_m: np.ndarray) -> np.ndarray:
@@ -61,8 +87,6 @@ def summary(values) -> dict:
 
 def judge_extent(scene, center, size) -> dict:
     """Compare a centre and an axis-aligned size with the cup's truth (box, visible span)."""
-    from refseg_model.synth.motion import inside_true_box, visible_surface
-
     span = np.ptp(visible_surface(scene, 1), axis=0)
     ratio = np.asarray(size[:2]) / span[:2]
     return {"center_3d_m": [round(float(v), 4) for v in center],
@@ -75,10 +99,6 @@ def judge_extent(scene, center, size) -> dict:
 
 def section_extent_offline() -> dict:
     """Measure ``refseg_node.cloud`` on the true mask (part a of ``extent``)."""
-    from refseg_model.synth import make_demo_scene
-    from refseg_node.cloud import target_geometry
-    from refseg_node.geometry import Intrinsics
-
     scene, _, region = make_demo_scene(0, W, H)
     k = Intrinsics.from_k(scene.K.ravel(), W, H)
     geometry = target_geometry(millimetres(scene.depth_m), region.mask, k, scene.rgb)
@@ -93,9 +113,6 @@ class Graph:
 
     def __init__(self, log_dir: Path):
         """Start rclpy on a private domain."""
-        from refseg_node.harness import Graph as HarnessGraph
-        from refseg_node.harness import adopt_env, isolated_ros_env
-
         self.env = isolated_ros_env(log_dir, domain_id=random.randint(101, 200))
         adopt_env(self.env)
         self.graph = HarnessGraph("grasp_measure")
@@ -104,8 +121,6 @@ class Graph:
 
     def start(self, module: str, params: dict, name: str):
         """Start ``module`` with ``params``; return its process."""
-        from refseg_node.harness import NodeProcess, node_args
-
         proc = NodeProcess(module, node_args(params), self.env, self.log_dir / f"{name}.log")
         self.processes.append(proc)
         return proc
@@ -128,16 +143,6 @@ def node_params(args, **extra) -> dict:
 
 def section_extent_graph(args, g: Graph) -> dict:
     """Measure the node on the demo frame with the model's mask (part b of ``extent``)."""
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from std_msgs.msg import Header, String
-
-    from refseg_model.synth import make_demo_scene
-    from refseg_msgs.msg import Segmentation
-    from refseg_node.harness import publish_acked, wait_active
-    from refseg_node.image_conversion import depth16_msg, image_to_array, rgb8_msg
-    from refseg_node.pointcloud2 import cloud_to_arrays
-    from refseg_node.synthetic_camera import camera_info_msg
-
     scene, _, region = make_demo_scene(0, W, H)
     node = g.start("refseg_node.node", node_params(args), "node_extent")
     wait_active(g.graph, node)
@@ -159,8 +164,8 @@ def section_extent_graph(args, g: Graph) -> dict:
             break
         except AssertionError:
             continue
-    out = {"mask": "the model's", "model_iou": round(iou(image_to_array(seg.mask) > 0,
-                                                         region.mask), 3)}
+    out = {"mask": "the model's",
+           "model_iou": round(mask_iou(image_to_array(seg.mask) > 0, region.mask), 3)}
     if not seg.has_extent:
         out["no_3d_reason"] = seg.no_3d_reason
         node.stop()
@@ -181,10 +186,6 @@ def section_extent_graph(args, g: Graph) -> dict:
 
 def section_tracker() -> dict:
     """Measure the tracker alone over a 2-second sweep (``tracker``)."""
-    from refseg_model.synth import make_demo_scene
-    from refseg_model.synth.motion import pan_offsets, render_view
-    from refseg_node.tracking import MaskTracker, to_gray
-
     scene, _, _ = make_demo_scene(0, W, H)
     angles = pan_offsets(4.0, 4.0, RATE)
     sweep = angles[int(RATE):] + angles[:1]   # +4 -> -4 degrees: 2 s, the fastest part
@@ -200,7 +201,7 @@ def section_tracker() -> dict:
             start = time.perf_counter()
             result = tracker.step(to_gray(view.rgb))
             times.append(time.perf_counter() - start)
-            ious.append(iou(result.mask, truth) if result.mask is not None else 0.0)
+            ious.append(mask_iou(result.mask, truth) if result.mask is not None else 0.0)
         out[name] = {"iou": summary(ious), "step_ms": summary(1e3 * np.asarray(times))}
     centres = [np.nonzero(v.object_mask(1))[1].mean() for v in views]
     out["cup_moves_px"] = round(float(np.ptp(centres)), 1)
@@ -210,17 +211,6 @@ def section_tracker() -> dict:
 
 def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
     """Run camera -> slow node once; return frame-by-frame figures."""
-    from geometry_msgs.msg import PoseStamped
-    from scipy.spatial.transform import Rotation
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import String
-
-    from refseg_model.synth import make_demo_scene
-    from refseg_model.synth.motion import rotation_homography
-    from refseg_msgs.msg import Segmentation
-    from refseg_node.harness import wait_active, wait_until
-    from refseg_node.image_conversion import image_to_array
-
     K = make_demo_scene(0, W, H)[0].K
     segs = g.graph.collect(Segmentation, "/refseg/segmentation")
     truth_c = g.graph.collect(Image, "/synthetic_camera/target_mask")
@@ -252,7 +242,7 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
         answers.setdefault(key(m), m)
     window = [s for s in stamps if s in answers]
     masks = {s: image_to_array(answers[s].mask) > 0 for s in window}
-    iou_truth = {s: iou(masks[s], truth[s]) for s in window}
+    iou_truth = {s: mask_iou(masks[s], truth[s]) for s in window}
     fresh = [s for s in window if not answers[s].tracked]
     tracked = [s for s in window if answers[s].tracked]
     fidelity = []
@@ -264,13 +254,13 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
         moved = cv2.warpPerspective(masks[k].astype(np.uint8),
                                     rotation_homography(K, poses[k], poses[s]), (W, H),
                                     flags=cv2.INTER_NEAREST) > 0
-        fidelity.append(iou(masks[s], moved))
+        fidelity.append(mask_iou(masks[s], moved))
     # IoU with the truth on every frame, holding the last mask where a frame got none
     held, last = [], None
     for s in stamps:
         if s in masks:
             last = masks[s]
-        held.append(iou(last, truth[s]) if last is not None else 0.0)
+        held.append(mask_iou(last, truth[s]) if last is not None else 0.0)
     return {
         "tracking": tracking, "frames": len(stamps), "seconds": seconds,
         "frames_answered": len(window), "model_answers": len(fresh),
@@ -289,7 +279,6 @@ def section_graph(args, g: Graph) -> dict:
     camera = g.start("refseg_node.synthetic_camera", {
         "width": W, "height": H, "rate": RATE, "qos": "reliable", "motion": "pan",
         "pan_amplitude": 4.0, "pan_period": 4.0, "publish_ground_truth": True}, "camera")
-    from refseg_node.harness import wait_until
 
     wait_until(lambda: "pan: " in camera.log(), 180.0, "the camera's pan views")
     out = {"model_period_s": args.model_period}
@@ -335,9 +324,7 @@ def main(argv=None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.json)
+        atomic_write(args.json, text + "\n")
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "model")]
 
+from refseg_model.fileio import atomic_write  # noqa: E402
 from refseg_node.speech import (  # noqa: E402
     SAMPLE_RATE,
     Recognizer,
@@ -83,9 +84,7 @@ def main(argv=None) -> int:
           f"{report['machine']['load_average_before'][0]:.1f}, after "
           f"{report['machine']['load_average_after'][0]:.1f}")
     if args.json:
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, args.json)
+        atomic_write(args.json, json.dumps(report, indent=1) + "\n")
     return 0
 
 
