@@ -39,6 +39,10 @@ GRAMMAR_SHAPES = ("command", "words")
 SKIP = 0.5
 # Weight of the bare corners ("bottom right") against 1 for each of the four noun phrase shapes.
 CORNER_SHARE = 0.25
+# Weights of a bare expression, a verb first and politeness first, at the start of a command.
+START_WEIGHTS = (1.0, 1.0, 0.5)
+# Probability of a closing word after the expression ("... please").
+TRAILING_SHARE = 0.2
 # A word a grammar may hold: lowercase letters, inner apostrophes ("don't"); no punctuation
 # tokens ("/", "-"), no special tokens ("<unk>"), no digits (the dictionary spells numbers out).
 _WORD = re.compile(r"^[a-z]+(?:'[a-z]+)*$")
@@ -236,10 +240,16 @@ def command_grammar(vocabulary: Iterable[str], pronounceable: Callable[[str], bo
     trailing = _sayable(phrases.trailing, pronounceable) if with_fillers else ()
     g = _Builder()
     start, polite, verb, expression, end, final = (g.state() for _ in range(6))
+    # A bare expression, a verb, or politeness and a verb: weighted as a whole (START_WEIGHTS),
+    # not by how many phrases each has, so that "the jar on the table" is not made unlikely by
+    # the forty verbs.
+    bare, commanded, polite_first = START_WEIGHTS
+    g.null(start, expression, bare)
+    if verbs:
+        g.phrases([g.weighted(start, commanded)], verbs, verb)
     if leading:
-        g.phrases([start], leading, polite)
-    g.phrases([start, polite] if leading else [start], verbs, verb)
-    g.null(start, expression)
+        g.phrases([g.weighted(start, polite_first)], leading, polite)
+        g.phrases([polite], verbs, verb)
     g.null(verb, expression)
     unclassified: tuple[str, ...] = ()
     if shape == "words":
@@ -248,8 +258,8 @@ def command_grammar(vocabulary: Iterable[str], pronounceable: Callable[[str], bo
         spoken = {w for p in verbs + leading + trailing for w in p.split()}
         unclassified = _expression(g, classes, set(words), spoken, expression, end)
     g.null(end, final)
-    if trailing:
-        g.phrases([end], trailing, final)
+    if trailing:     # a closing word ("please") in TRAILING_SHARE of commands
+        g.phrases([g.weighted(end, TRAILING_SHARE / (1.0 - TRAILING_SHARE))], trailing, final)
     return CommandGrammar(start, final, g.transitions(), tuple(words), tuple(missing), verbs,
                           leading, trailing, shape, unclassified)
 

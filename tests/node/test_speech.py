@@ -175,13 +175,14 @@ def test_word_errors():
     assert word_errors("the jar", "a car") == 2
 
 
-@pytest.mark.parametrize("name", ["klatt_2.wav", "klatt_3.wav"])
-def test_grammar_decodes_fixtures(grammar_recognizer, name):
+@pytest.mark.parametrize("name", ["klatt_1.wav", "female_1.wav", "klatt_2.wav"])
+def test_grammar_decodes_fixtures_exactly(grammar_recognizer, name):
+    """The issue's command ("pick up the red cup on the left") in both voices, and another."""
     utterance = grammar_recognizer.decode(read_wav(FIXTURES / name))
     reference = TRANSCRIPTS[name]
+    assert utterance.text == reference
     assert grammar_recognizer.grammar.accepts(utterance.text)
-    assert word_errors(reference, utterance.text) <= 1, (utterance.text, reference)
-    assert 0.0 < utterance.confidence <= 1.0
+    assert 0.5 <= utterance.confidence <= 1.0
     # What the node would give the model: the command words stripped.
     assert parse_command(utterance.text).expression.startswith("the ")
 
