@@ -9,22 +9,21 @@ remove (``bench/node_bench.py`` reports it next to the node's overhead).
 
 from __future__ import annotations
 
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
 IN_TOPIC, OUT_TOPIC = "/refseg_bench/echo_in", "/refseg_bench/echo_out"
 
 
 def qos():
     """Return the QoS of both echo topics (that of the node bench's images)."""
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
     return QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def main() -> None:
     """Echo headers until interrupted."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from sensor_msgs.msg import Image
-
     rclpy.init()
     node = rclpy.create_node("refseg_bench_echo")
     publisher = node.create_publisher(Image, OUT_TOPIC, qos())

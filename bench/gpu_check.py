@@ -36,6 +36,18 @@ for entry in (str(REPO), str(REPO / "model")):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
+import torch  # noqa: E402
+
+from bench import model_bench as mb  # noqa: E402
+from bench.machine import machine_info, matmul_peak  # noqa: E402
+from bench.model_bench import frames_of  # noqa: E402
+from bench.models import load_network, segmenter_of  # noqa: E402
+from bench.stats import summarize, time_calls  # noqa: E402
+from bench.train_bench import train_throughput  # noqa: E402
+from refseg_model.fastpath import NumericPath, resolve_path  # noqa: E402
+from refseg_model.fileio import atomic_write  # noqa: E402
+from refseg_model.synth.writer import write_dataset  # noqa: E402
+
 START = time.perf_counter()
 TARGETS = {"paper_predict_fps": 200.0, "default_train_images_per_s": 1000.0}
 
@@ -54,13 +66,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip", default="", help="comma-separated sections to skip")
     p.add_argument("--networks", default="default,paper", help="comma-separated networks")
     return p.parse_args(argv)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def markdown(results: dict) -> str:
@@ -128,10 +133,6 @@ def write(results: dict, out: Path) -> None:
 
 def section_peak(device, dry: bool) -> dict:
     """Return the matmul peaks (TF32 measured apart from strict fp32)."""
-    import torch
-
-    from bench.machine import matmul_peak
-
     size = 512 if dry else 8192
     seconds = 0.2 if dry else 1.0
     peak = {}
@@ -151,9 +152,6 @@ def section_peak(device, dry: bool) -> dict:
 
 def networks(dry: bool, names=("default", "paper")):
     """Yield ``(name, Network, flops)``; a dry run shrinks the paper network's input."""
-    from bench import model_bench as mb
-    from bench.models import load_network
-
     for name in names:
         net = load_network(name)
         if dry and name == "paper":
@@ -163,9 +161,6 @@ def networks(dry: bool, names=("default", "paper")):
 
 def section_forward(device, dry: bool, peak: dict, nets) -> list:
     """Time the forward pass per numeric path at batch 1 and 32."""
-    from bench import model_bench as mb
-    from refseg_model.fastpath import NumericPath
-
     low = "fp16" if device.type == "cuda" else "bf16"
     variants = [{"path": NumericPath("fp32", False)}, {"path": NumericPath(low, True)}]
     if device.type == "cuda":
@@ -183,9 +178,6 @@ def section_forward(device, dry: bool, peak: dict, nets) -> list:
 
 def section_predict(device, dry: bool, nets, frames) -> list:
     """Time ``Segmenter.predict`` (batch 1) and ``predict_batch`` (32) on the default path."""
-    from bench.models import segmenter_of
-    from bench.stats import summarize, time_calls
-
     rows = []
     batch = 2 if dry else 32
     for name, net, _ in nets:
@@ -195,7 +187,7 @@ def section_predict(device, dry: bool, nets, frames) -> list:
             if compile_ == "on" and not path.compiled:  # the compile failed: say why, go on
                 log(f"  {name}: compile on kept eager: {path.reason}")
             rgb, expression = frames[0]
-            sync = (lambda: __import__("torch").cuda.synchronize(device)) if (
+            sync = (lambda: torch.cuda.synchronize(device)) if (
                 device.type == "cuda") else (lambda: None)
             one = summarize(time_calls(lambda: seg.predict(rgb, expression), 3,
                                        5 if dry else 200, sync, 3.0 if dry else 20.0))
@@ -221,9 +213,6 @@ def section_predict(device, dry: bool, nets, frames) -> list:
 
 def section_agreement(device, nets, frames) -> list:
     """Return the masks' IoU of the default path against fp32."""
-    from bench import model_bench as mb
-    from refseg_model.fastpath import resolve_path
-
     path = resolve_path("auto", None, device)
     triples = [(rgb, expression, str(i)) for i, (rgb, expression) in enumerate(frames)]
     rows = []
@@ -236,8 +225,6 @@ def section_agreement(device, nets, frames) -> list:
 
 def section_train(device, dry: bool, data_root, names) -> list:
     """Return the training step's images/s of both presets."""
-    from bench.train_bench import train_throughput
-
     plans = [("default", 4, 2), ("paper", 1, 1)] if dry else [("default", 64, 20),
                                                               ("paper", 16, 10)]
     return [train_throughput(name, data_root, device, batch, steps, log)
@@ -267,12 +254,6 @@ def section_torchrun(device, dry: bool, data_root, tmp: Path) -> dict:
 def main(argv=None) -> int:
     """Run every section; return 1 if one failed."""
     args = parse_args(argv)
-    import torch
-
-    from bench.machine import machine_info
-    from bench.model_bench import frames_of
-    from refseg_model.synth.writer import write_dataset
-
     if not args.dry_run and not torch.cuda.is_available():
         log("no CUDA device here: run with --dry-run to check the script on a CPU")
         return 2

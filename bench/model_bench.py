@@ -9,9 +9,13 @@ from __future__ import annotations
 import copy
 import time
 
+import cv2
 import numpy as np
 import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
+from refseg_model.data import open_source
 from refseg_model.fastpath import (
     NumericPath,
     autocast,
@@ -31,8 +35,6 @@ PARTS = ("backbone.body", "backbone.head", "expression_encoder", "classifier", "
 
 def count_flops(net: Network, batch: int = 1) -> dict:
     """Count the FLOPs of one ``highres`` forward pass (``FlopCounterMode``, meta tensors)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     model = copy.deepcopy(net.model).to("meta")
     size = net.config.input_size
     images = torch.zeros(batch, 3, size, size, device="meta")
@@ -170,8 +172,6 @@ def time_parts(net: Network, device: torch.device, path: NumericPath) -> dict:
 
 def profile_ops(net: Network, device: torch.device, path: NumericPath, top: int = 8) -> list:
     """Return the ``top`` operators by self time in one batch-1 forward (torch.profiler)."""
-    from torch.profiler import ProfilerActivity, profile
-
     model = prepare_model(copy.deepcopy(net.model).to(device).eval(), path)
     images, tokens = _inputs(net, 1, device)
     images = prepare_images(images, path)
@@ -191,10 +191,6 @@ def profile_ops(net: Network, device: torch.device, path: NumericPath, top: int 
 
 def frames_of(root, size: tuple[int, int] | None, count: int):
     """Return up to ``count`` (rgb, expression, sample_id) of the synthetic test split."""
-    import cv2
-
-    from refseg_model.data import open_source
-
     source = open_source("synthetic", root, "test")
     frames = []
     for sample in source.samples[:count]:

@@ -8,6 +8,7 @@ report says so).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,6 @@ def segmenter_of(net: Network, device: torch.device, precision: str = "fp32",
 
     ``precision="auto"``, ``channels_last=None``, ``compile="auto"``: the node's default path.
     """
-    import copy
-
     return Segmenter(copy.deepcopy(net.model), net.vocabulary, net.config, stage=net.stage,
                      device=device, precision=precision, channels_last=channels_last,
                      compile=compile)

@@ -15,10 +15,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
+import cv2
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from bench.dds_echo import IN_TOPIC, OUT_TOPIC, qos
+from refseg_model.inference import Segmenter
+from refseg_model.synth.writer import write_dataset
+from refseg_msgs.msg import Segmentation
 from refseg_node.harness import (
     REPO,
     Graph,
@@ -28,8 +37,9 @@ from refseg_node.harness import (
     node_args,
     reliable_qos,
 )
+from refseg_node.image_conversion import rgb8_msg, to_rgb
 
-from .stats import summarize
+from .stats import summarize, time_calls
 
 QUERY = "pick up the red cup on the left"
 
@@ -70,11 +80,6 @@ class Client:
 
     def __init__(self) -> None:
         """Create the peer node (``refseg_node.harness.Graph``) and its endpoints."""
-        from sensor_msgs.msg import Image
-        from std_msgs.msg import String
-
-        from refseg_msgs.msg import Segmentation
-
         self.graph = Graph("refseg_bench")
         self.node = self.graph.node
         self.query_pub = self.node.create_publisher(String, "/refseg/query", 10)
@@ -95,8 +100,6 @@ class Client:
 
     def send_query(self, text: str = QUERY) -> None:
         """Publish a query."""
-        from std_msgs.msg import String
-
         self.query_pub.publish(String(data=text))
 
     def send_image(self, msg) -> int:
@@ -148,10 +151,6 @@ class Client:
 
 def middleware_floor(client: Client, images: dict, frames: int, log_dir: Path) -> dict:
     """Time image-there-header-back round trips through ``bench.dds_echo``; per frame size."""
-    from sensor_msgs.msg import Image
-
-    from bench.dds_echo import IN_TOPIC, OUT_TOPIC, qos
-
     log = open(log_dir / "dds_echo.log", "w")
     echo = subprocess.Popen([sys.executable, "-m", "bench.dds_echo"], env=os.environ.copy(),
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -255,11 +254,6 @@ def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> l
 
 def model_alone(checkpoint: Path, image, frames: int) -> dict:
     """Time ``Segmenter.predict`` of ``checkpoint`` on ``image`` here, as the node runs it."""
-    from refseg_model.inference import Segmenter
-    from refseg_node.image_conversion import to_rgb
-
-    from .stats import time_calls
-
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu")  # the node's default path
     rgb = to_rgb(image, 10 ** 8)
     times = time_calls(lambda: seg.predict(rgb, QUERY), 2, frames, lambda: None, 60.0)
@@ -269,13 +263,6 @@ def model_alone(checkpoint: Path, image, frames: int) -> dict:
 
 def _scene(width: int, height: int):
     """Return an rgb8 message of a rendered synthetic scene (random pixels as a fallback)."""
-    import tempfile
-
-    import cv2
-
-    from refseg_model.synth.writer import write_dataset
-    from refseg_node.image_conversion import rgb8_msg
-
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(tmp, 1, seed=3, width=width, height=height, progress=False)
         path = next(Path(tmp, "images").glob("*.png"))

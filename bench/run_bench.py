@@ -23,6 +23,18 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+
+from bench import model_bench as mb  # noqa: E402
+from bench import report  # noqa: E402
+from bench.machine import machine_info, machine_label, matmul_peak  # noqa: E402
+from bench.models import load_network, write_checkpoint  # noqa: E402
+from bench.node_bench import node_overhead, streaming  # noqa: E402
+from bench.train_bench import train_throughput  # noqa: E402
+from refseg_model.fastpath import configure_serving, describe_threads  # noqa: E402
+from refseg_model.inference import resolve_device  # noqa: E402
+from refseg_model.synth.writer import write_dataset  # noqa: E402
+
 SECTIONS = ("model", "node", "stream", "train")
 
 
@@ -55,12 +67,6 @@ START = time.perf_counter()
 
 def run_model(args, device, data_root) -> dict:
     """Run the ``model`` section."""
-    import torch
-
-    from bench import model_bench as mb
-    from bench.machine import matmul_peak
-    from bench.models import load_network
-
     quick = args.quick
     log("matrix-multiply peak")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -129,9 +135,6 @@ def run_model(args, device, data_root) -> dict:
 
 def run_node(args, out_tmp: Path, log_dir: Path) -> list:
     """Run the ``node`` section (the default model)."""
-    from bench.models import load_network, write_checkpoint
-    from bench.node_bench import node_overhead
-
     ckpt = write_checkpoint(load_network("default"), out_tmp / "default.pt")
     log(f"node overhead: node with {ckpt.name}")
     sizes = [(640, 480), (1280, 720)]
@@ -140,9 +143,6 @@ def run_node(args, out_tmp: Path, log_dir: Path) -> list:
 
 def run_stream(args, out_tmp: Path, log_dir: Path) -> dict:
     """Run the ``stream`` section (the paper network: slower than 30 Hz on a CPU)."""
-    from bench.models import load_network, write_checkpoint
-    from bench.node_bench import streaming
-
     log("stream: writing the paper network's checkpoint")
     ckpt = write_checkpoint(load_network("paper"), out_tmp / "paper.pt")
     seconds = args.stream_seconds or (10.0 if args.quick else 60.0)
@@ -155,8 +155,6 @@ def run_stream(args, out_tmp: Path, log_dir: Path) -> dict:
 
 def run_train(args, device, data_root) -> list:
     """Run the ``train`` section."""
-    from bench.train_bench import train_throughput
-
     gpu = device.type == "cuda"
     plans = [("default", 8, 2 if args.quick else 6),
              ("paper", 10 if gpu else (1 if args.quick else 2), 1 if args.quick else 3)]
@@ -166,8 +164,6 @@ def run_train(args, device, data_root) -> list:
 
 def write_reports(results: dict, out: Path) -> list:
     """Write results.json, results.md and latency.png (each atomically); return their paths."""
-    from bench import report
-
     results["elapsed_s"] = time.perf_counter() - START
     return [report.write_json(results, out), report.write_markdown(results, out),
             report.write_plot(results, out)]
@@ -176,11 +172,6 @@ def write_reports(results: dict, out: Path) -> list:
 def main(argv=None) -> int:
     """Run the selected sections and write the results."""
     args = parse_args(argv)
-
-    from bench.machine import machine_info, machine_label
-    from refseg_model.fastpath import configure_serving, describe_threads
-    from refseg_model.inference import resolve_device
-    from refseg_model.synth.writer import write_dataset
 
     # The node's set-up (threads, allocator): figures "alone" compare with the node's.
     serving = configure_serving(args.threads)

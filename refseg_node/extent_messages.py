@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
-
-# At import (the node's start), not on the first answer: importing it takes about 0.5 s of CPU,
-# which held the first answer's publish (and the tracker, waiting on the import lock) back.
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import ColorRGBA, Header

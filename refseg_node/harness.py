@@ -23,6 +23,20 @@ import threading
 import time
 from pathlib import Path
 
+import rclpy
+import torch
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.parameter import Parameter, parameter_value_to_python
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from refseg_model.checkpoint import make_payload, save_checkpoint
+from refseg_model.config import load_config
+from refseg_model.network import build_model
+from refseg_model.text import Vocabulary
 from refseg_node.dds_profile import apply_default_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,8 +103,6 @@ def publish_acked(publisher, msg, timeout: float = DEADLINE) -> None:
     Messages on different topics reach a node in no fixed order; waiting for the
     acknowledgement makes "the query, then the frame" an order the node really sees.
     """
-    from rclpy.duration import Duration
-
     publisher.publish(msg)
     if not publisher.wait_for_all_acked(Duration(seconds=timeout)):
         raise WaitTimeout(f"no acknowledgement within {timeout:.0f} s on {publisher.topic_name}")
@@ -98,8 +110,6 @@ def publish_acked(publisher, msg, timeout: float = DEADLINE) -> None:
 
 def reliable_qos(depth: int = 10):
     """Return a reliable, keep-last ``depth`` QoS profile."""
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
     return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -159,9 +169,6 @@ class Graph:
 
     def __init__(self, name: str | None = None, init: bool = True):
         """Create the node (after ``rclpy.init`` when ``init``) and start spinning."""
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
         self._owns_context = init
         if init:
             rclpy.init()
@@ -172,8 +179,6 @@ class Graph:
         self.thread.start()
 
     def _spin(self):
-        from rclpy.executors import ExternalShutdownException
-
         try:
             self.executor.spin()
         except ExternalShutdownException:
@@ -205,34 +210,23 @@ class Graph:
 
     def lifecycle_state(self, node_name: str = "refseg", timeout: float = DEADLINE) -> str:
         """Return the lifecycle state label of ``node_name`` (``active``, ``inactive``...)."""
-        from lifecycle_msgs.srv import GetState
-
         response = self.call(GetState, f"/{node_name}/get_state", GetState.Request(), timeout)
         return response.current_state.label
 
     def change_state(self, transition_id: int, node_name: str = "refseg",
                      timeout: float = START_DEADLINE) -> bool:
         """Trigger a lifecycle transition of ``node_name``; return its success."""
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
-
         request = ChangeState.Request(transition=Transition(id=transition_id))
         return self.call(ChangeState, f"/{node_name}/change_state", request, timeout).success
 
     def set_parameter(self, name: str, value, node_name: str = "refseg"):
         """Set one parameter of ``node_name``; return the ``SetParametersResult``."""
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-
         request = SetParameters.Request(
             parameters=[Parameter(name, value=value).to_parameter_msg()])
         return self.call(SetParameters, f"/{node_name}/set_parameters", request).results[0]
 
     def get_parameters(self, names, node_name: str = "refseg") -> dict:
         """Return ``{name: value}`` of parameters of ``node_name``."""
-        from rcl_interfaces.srv import GetParameters
-        from rclpy.parameter import parameter_value_to_python
-
         values = self.call(GetParameters, f"/{node_name}/get_parameters",
                            GetParameters.Request(names=list(names))).values
         return {n: parameter_value_to_python(v) for n, v in zip(names, values)}
@@ -242,8 +236,6 @@ class Graph:
         self.executor.shutdown()
         self.node.destroy_node()
         if self._owns_context:
-            import rclpy
-
             rclpy.try_shutdown()
 
 
@@ -323,13 +315,6 @@ def make_checkpoint(path: Path, bias: float | None = None, seed: int = 0) -> Pat
     With ``bias`` the classifier's last layer outputs that constant logit everywhere (weights
     zeroed): +6 segments the whole image, -6 nothing. A real checkpoint either way.
     """
-    import torch
-
-    from refseg_model.checkpoint import make_payload, save_checkpoint
-    from refseg_model.config import load_config
-    from refseg_model.network import build_model
-    from refseg_model.text import Vocabulary
-
     vocabulary = Vocabulary.build(TINY_VOCABULARY)
     cfg = load_config("tiny").model
     cfg.vocab_size = len(vocabulary)

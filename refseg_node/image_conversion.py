@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 # Images larger than this many pixels are refused (a 4096 x 4096 frame is 16.7 million pixels).
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -158,8 +158,6 @@ def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 def compressed_msg(rgb: np.ndarray, fmt: str = "png", header=None):
     """Return a ``sensor_msgs/CompressedImage`` of an RGB array (``fmt``: ``png`` or ``jpeg``)."""
-    from sensor_msgs.msg import CompressedImage
-
     ok, encoded = cv2.imencode(".png" if fmt == "png" else ".jpg",
                                np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:

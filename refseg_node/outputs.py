@@ -13,10 +13,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import Marker
 
+from refseg_model.drawing import draw_overlay
 from refseg_msgs.msg import Segmentation
 from refseg_node import extent_messages, messages
 from refseg_node.image_conversion import bgr8_msg
-from refseg_node.overlay import draw_overlay
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # (name, message type, topic) of every output.
@@ -80,8 +80,11 @@ class Outputs:
         if settings.publish_overlay and self.wanted("overlay"):
             text = result.expression if result.target.found else (
                 f"{result.expression}: not found")
-            self._publish("overlay", bgr8_msg(draw_overlay(rgb, result.mask, result.target,
-                                                            text), result.header))
+            target = result.target
+            picture = draw_overlay(rgb, result.mask, text,
+                                   primary=target.region if target.found else None,
+                                   centroid=target.centroid if target.found else None)
+            self._publish("overlay", bgr8_msg(picture, result.header))
 
     def _publish_geometry(self, result: messages.FrameResult) -> None:
         """Publish the target's box and axes markers and, when subscribed, its points."""

@@ -214,3 +214,31 @@ Settings = dataclasses.make_dataclass(
     namespace={"from_values": classmethod(_from_values),
                "__doc__": "Validated parameter values, one field per ParameterSpec.",
                "__module__": __name__})
+
+
+@dataclass(frozen=True)
+class Update:
+    """The outcome of a parameter change: refused (``error``) or the new settings."""
+
+    error: str | None
+    settings: object | None = None      # the Settings with the live values applied
+    later: tuple[str, ...] = ()         # names that take effect at the next configure
+
+
+def update_settings(settings, changes: dict[str, object]) -> Update:
+    """Check a parameter change ``{name: value}`` and apply its live values to ``settings``.
+
+    Names that are not the node's parameters are ignored; one bad value refuses the whole
+    change. ``settings`` None (not configured yet) stays None: the values are read on configure.
+    """
+    ours = {name: value for name, value in changes.items() if name in SPECS}
+    for name, value in ours.items():
+        try:
+            check_value(name, value)
+        except SettingsError as err:
+            return Update(str(err))
+    if settings is None:
+        return Update(None)
+    live = {name: value for name, value in ours.items() if SPECS[name].live}
+    later = tuple(name for name in ours if not SPECS[name].live)
+    return Update(None, dataclasses.replace(settings, **live) if live else settings, later)

@@ -4,8 +4,9 @@ Audio is 16 kHz mono 16-bit PCM (WAV files of any rate, width or channel count a
 Utterances are found with pocketsphinx's voice activity endpointer and decoded with its US English
 acoustic model (shipped inside the ``pocketsphinx`` wheel: nothing is downloaded), against either
 
-- ``grammar``: the command grammar of :mod:`refseg_node.speech_grammar`, built from a
-  checkpoint's vocabulary and the command parser's verbs, or
+- ``grammar``: the command grammar of :mod:`refseg_node.speech_grammar` (expressions shaped like
+  the synthetic world's), built from a checkpoint's vocabulary and the command parser's verbs,
+- ``words``: the same with any sequence of vocabulary words as the expression, or
 - ``general``: pocketsphinx's general US English language model.
 
 An :class:`Utterance`'s ``confidence`` is the mean posterior probability of its words (0..1) from
@@ -17,14 +18,21 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from math import gcd
 from pathlib import Path
 
 import numpy as np
+from scipy.io import wavfile
+from scipy.signal import resample_poly
 
+import refseg_model
+from refseg_model.checkpoint import CheckpointError, load_checkpoint
 from refseg_node.speech_grammar import GRAMMAR_NAME, CommandGrammar, command_grammar
 
 SAMPLE_RATE = 16000
-LANGUAGE_MODELS = ("grammar", "general")
+LANGUAGE_MODELS = ("grammar", "words", "general")
+# The grammar shape of each language model that is a grammar.
+_SHAPES = {"grammar": "command", "words": "words"}
 # Words of a pocketsphinx segmentation that are no words: sentence marks, silence, fillers.
 _NON_WORDS = ("<s>", "</s>", "<sil>", "(NULL)")
 
@@ -51,11 +59,6 @@ class Utterance:
 
 def read_wav(path: str | Path) -> np.ndarray:
     """Read a WAV file as 16 kHz mono int16 samples (mixed down and resampled as needed)."""
-    from math import gcd
-
-    from scipy.io import wavfile
-    from scipy.signal import resample_poly
-
     path = Path(path)
     try:
         rate, data = wavfile.read(path)
@@ -121,15 +124,17 @@ class Recognizer:
         ps = pocketsphinx_module()
         self.language_model = language_model
         self.grammar: CommandGrammar | None = None
+        self.composed: list[str] = []     # words added to the dictionary as compounds
         config = {"loglevel": "FATAL", **(options or {})}
         try:
             self._decoder = ps.Decoder(**config)
         except (RuntimeError, ValueError) as err:
             raise SpeechError(f"cannot start pocketsphinx: {err}") from None
-        if language_model == "grammar":
+        if language_model in _SHAPES:
             if vocabulary is None:
                 raise SpeechError("the grammar needs a vocabulary (a checkpoint's)")
-            self.grammar = command_grammar(vocabulary, self.pronounceable, with_fillers)
+            self.grammar = command_grammar(vocabulary, self.pronounceable, with_fillers,
+                                           _SHAPES[language_model])
             try:
                 g = self.grammar
                 fsg = self._decoder.create_fsg(GRAMMAR_NAME, g.start, g.final, g.transitions)
@@ -140,8 +145,24 @@ class Recognizer:
         self._logmath = self._decoder.get_logmath()
 
     def pronounceable(self, word: str) -> bool:
-        """Say whether the pronunciation dictionary has ``word``."""
-        return self._decoder.lookup_word(word) is not None
+        """Say whether the pronunciation dictionary has ``word``, adding compounds it lacks.
+
+        A word the dictionary lacks that is two dictionary words run together ("leftmost" =
+        "left" + "most") is added with their pronunciations joined (listed in ``composed``).
+        """
+        if self._decoder.lookup_word(word) is not None:
+            return True
+        for cut in range(2, len(word) - 1):
+            first = self._decoder.lookup_word(word[:cut])
+            second = self._decoder.lookup_word(word[cut:])
+            if first and second:
+                try:
+                    self._decoder.add_word(word, f"{first} {second}", True)
+                except RuntimeError:
+                    return False
+                self.composed.append(word)
+                return True
+        return False
 
     def decode(self, samples: np.ndarray, start: float = 0.0) -> Utterance:
         """Decode ``samples`` (16 kHz mono int16) as one whole utterance."""
@@ -213,9 +234,6 @@ def utterances_of(samples: np.ndarray, detector: UtteranceDetector | None = None
 
 def checkpoint_vocabulary(path: str | Path | None = None) -> list[str]:
     """Return the vocabulary of a refseg checkpoint (default: the shipped one)."""
-    import refseg_model
-    from refseg_model.checkpoint import CheckpointError, load_checkpoint
-
     path = Path(path).expanduser() if path else refseg_model.default_checkpoint_path()
     try:
         return list(load_checkpoint(path)["vocabulary"])

@@ -10,8 +10,9 @@ each offline with pocketsphinx (:mod:`refseg_node.speech`) and publishes
   ``decode_seconds``, ``language_model``) for logging.
 
 Parameters: ``source`` (``microphone``, a ``.wav`` file or a folder of them), ``language_model``
-(``grammar``: the words of ``checkpoint``'s vocabulary and the command verbs the node's parser
-strips; ``general``: pocketsphinx's US English model), ``checkpoint`` (empty = the shipped
+(``grammar``: commands shaped like the synthetic world's, with the words of ``checkpoint``'s
+vocabulary and the command verbs the node's parser strips; ``words``: any sequence of those
+words; ``general``: pocketsphinx's US English model), ``checkpoint`` (empty = the shipped
 default, as the refseg node), ``confidence_threshold`` (0..1), ``audio_device`` (a sounddevice
 input name or index; empty = the default), ``wait_for_subscriber`` (seconds to wait for a
 subscriber of ``query_topic`` before a file's first utterance), ``exit_when_done`` (stop after
@@ -84,14 +85,17 @@ class SpeechCommandNode(Node):
         self.wait_for_subscriber = float(p["wait_for_subscriber"])
         self.exit_when_done = bool(p["exit_when_done"])
         vocabulary = (checkpoint_vocabulary(p["checkpoint"] or None)
-                      if p["language_model"] == "grammar" else None)
+                      if p["language_model"] != "general" else None)
         self.recognizer = Recognizer(vocabulary, p["language_model"])
         grammar = self.recognizer.grammar
         if grammar is not None:
             self.get_logger().info(
-                f"grammar: {len(grammar.words)} vocabulary words, {len(grammar.verbs)} command "
-                f"verbs" + (f"; not pronounceable, left out: {' '.join(grammar.unpronounceable)}"
-                            if grammar.unpronounceable else ""))
+                f"grammar ({grammar.shape}): {len(grammar.words)} vocabulary words, "
+                f"{len(grammar.verbs)} command verbs"
+                + (f"; not pronounceable, left out: {' '.join(grammar.unpronounceable)}"
+                   if grammar.unpronounceable else "")
+                + (f"; in no word class (any modifier or head): {' '.join(grammar.unclassified)}"
+                   if grammar.unclassified else ""))
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.query_pub = self.create_publisher(String, str(p["query_topic"]), qos)
         self.result_pub = self.create_publisher(String, str(p["result_topic"]), qos)

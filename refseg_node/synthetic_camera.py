@@ -41,9 +41,12 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from refseg_model.synth import generate_scene, make_demo_scene
+from refseg_model.synth.motion import pan_offsets, render_view
 from refseg_node.dds_profile import apply_default_profile
 from refseg_node.image_conversion import depth16_msg, mono8_msg, rgb8_msg
 
@@ -128,8 +131,6 @@ class VideoFile:
 
 def pose_msg(rotation: np.ndarray, centre: np.ndarray, header: Header) -> PoseStamped:
     """Return the pose of a camera (camera-to-world ``rotation``, ``centre``) in the world."""
-    from scipy.spatial.transform import Rotation
-
     x, y, z, w = Rotation.from_matrix(np.asarray(rotation, dtype=np.float64)).as_quat()
     msg = PoseStamped()
     msg.header = header
@@ -214,8 +215,6 @@ class SyntheticCamera(Node):
         self.timer = self.create_timer(self.period, self._tick)
 
     def _load_scene(self) -> None:
-        from refseg_model.synth import generate_scene, make_demo_scene
-
         header = Header(frame_id=self.frame_id)
         if self.scene_kind == "demo":
             scene, command, _ = make_demo_scene(self.seed, self.width, self.height)
@@ -240,8 +239,6 @@ class SyntheticCamera(Node):
 
     def _pan_frames(self, scene, header: Header) -> list[Frame]:
         """Render the views of one pan sweep (a view per frame; equal angles rendered once)."""
-        from refseg_model.synth.motion import pan_offsets, render_view
-
         rate = 1.0 / self.period
         angles = pan_offsets(self.pan_amplitude, self.pan_period, rate)
         views: dict[float, Frame] = {}

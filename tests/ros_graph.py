@@ -8,6 +8,7 @@ executor spins in a background thread.
 
 import os
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -86,3 +87,21 @@ def make_picture(height=480, width=640, seed=0):
         r0, c0 = rng.integers(0, height - 20), rng.integers(0, width - 20)
         rgb[r0:r0 + height // 5, c0:c0 + width // 6] = rng.integers(0, 256, 3)
     return rgb
+
+
+def rgbd_io(graph, **outputs):
+    """Return the camera's and the query's publishers and a collector per output.
+
+    ``query``, ``image``, ``depth`` and ``info`` publish on the node's default topics; each
+    keyword ``name=(type, topic)`` adds a collector of that output.
+    """
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import String
+
+    create = graph.node.create_publisher
+    return SimpleNamespace(
+        query=create(String, "/refseg/query", 10),
+        image=create(Image, "/camera/image_raw", 10),
+        depth=create(Image, "/camera/depth/image_raw", 10),
+        info=create(CameraInfo, "/camera/camera_info", 10),
+        **{name: graph.collect(msg_type, topic) for name, (msg_type, topic) in outputs.items()})

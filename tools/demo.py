@@ -19,9 +19,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from refseg_model.fileio import atomic_write, write_mask_png, write_png
 from refseg_model.metrics import mask_iou
+from refseg_model.synth import make_demo_scene
+from refseg_msgs.msg import Segmentation
+from refseg_node.harness import (
+    Graph,
+    NodeProcess,
+    WaitTimeout,
+    adopt_env,
+    isolated_ros_env,
+    reliable_qos,
+    wait_until,
+)
+from refseg_node.image_conversion import image_to_array
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = 'pick up the red cup on the left'
@@ -52,22 +66,6 @@ def primary_component(mask: np.ndarray, bbox) -> np.ndarray:
 
 def run(args) -> int:
     """Run the demo; return the exit status."""
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import String
-
-    from refseg_model.synth import make_demo_scene
-    from refseg_msgs.msg import Segmentation
-    from refseg_node.harness import (
-        Graph,
-        NodeProcess,
-        WaitTimeout,
-        adopt_env,
-        isolated_ros_env,
-        reliable_qos,
-        wait_until,
-    )
-    from refseg_node.image_conversion import image_to_array
-
     out = args.out
     log_dir = out / 'logs'
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +124,7 @@ def run(args) -> int:
             seg, overlay, frame = wait_until(alive_and(answered), args.timeout, 'an answer')
         except WaitTimeout as err:
             raise RuntimeError(f'{err}; see {log_dir}/*.log') from None
-        return report(args, out, seg, overlay, frame, region.mask, image_to_array)
+        return report(args, out, seg, overlay, frame, region.mask)
     except AssertionError as err:  # a process exited (harness.ProcessExited)
         raise RuntimeError(f'{err}\nsee {log_dir}/*.log') from None
     finally:
@@ -135,7 +133,7 @@ def run(args) -> int:
             p.stop(timeout=10)
 
 
-def report(args, out, seg, overlay, frame, gt, image_to_array) -> int:
+def report(args, out, seg, overlay, frame, gt) -> int:
     """Write the pictures and the JSON summary, print the result, return the exit status."""
     rgb = image_to_array(frame)
     mask = image_to_array(seg.mask) > 0

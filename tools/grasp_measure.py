@@ -42,16 +42,49 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from geometry_msgs.msg import PoseStamped
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header, String
+
+from refseg_model import default_checkpoint_path
+from refseg_model.drawing import draw_mask, outline_mask
+from refseg_model.fileio import atomic_open, atomic_write
+from refseg_model.inference import Segmenter
+from refseg_model.metrics import mask_iou
+from refseg_model.synth import make_demo_scene
+from refseg_model.synth.motion import (
+    inside_true_box,
+    pan_offsets,
+    render_view,
+    rotation_homography,
+    visible_surface,
+)
+from refseg_msgs.msg import Segmentation
+from refseg_node import extent_messages, messages
+from refseg_node.cloud import target_geometry
+from refseg_node.geometry import Intrinsics
+from refseg_node.harness import Graph as HarnessGraph
+from refseg_node.harness import (
+    NodeProcess,
+    adopt_env,
+    isolated_ros_env,
+    node_args,
+    publish_acked,
+    wait_active,
+    wait_until,
+)
+from refseg_node.image_conversion import depth16_msg, image_to_array, rgb8_msg
+from refseg_node.parameters import PARAMETERS, Settings
+from refseg_node.pipeline import SensorCache, carried_frame
+from refseg_node.pointcloud2 import cloud_to_arrays
+from refseg_node.queries import resolve_query
+from refseg_node.synthetic_camera import camera_info_msg
+from refseg_node.tracking import MaskTracker, TrackedStream, to_gray
 
 REPO = Path(__file__).resolve().parents[1]
 W, H, RATE = 640, 480, 10.0
 COMMAND = "pick up the red cup on the left"
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def millimetres(depth_m: np.ndarray) -> np.ndarray:
@@ -71,8 +104,6 @@ def summary(values) -> dict:
 
 def judge_extent(scene, center, size) -> dict:
     """Compare a centre and an axis-aligned size with the cup's truth (box, visible span)."""
-    from refseg_model.synth.motion import inside_true_box, visible_surface
-
     span = np.ptp(visible_surface(scene, 1), axis=0)
     ratio = np.asarray(size[:2]) / span[:2]
     return {"center_3d_m": [round(float(v), 4) for v in center],
@@ -85,10 +116,6 @@ def judge_extent(scene, center, size) -> dict:
 
 def section_extent_offline() -> dict:
     """Measure ``refseg_node.cloud`` on the true mask (part a of ``extent``)."""
-    from refseg_model.synth import make_demo_scene
-    from refseg_node.cloud import target_geometry
-    from refseg_node.geometry import Intrinsics
-
     scene, _, region = make_demo_scene(0, W, H)
     k = Intrinsics.from_k(scene.K.ravel(), W, H)
     geometry = target_geometry(millimetres(scene.depth_m), region.mask, k, scene.rgb)
@@ -103,9 +130,6 @@ class Graph:
 
     def __init__(self, log_dir: Path, debug: bool = False):
         """Start rclpy on a private domain (``debug``: the node logs its frame timings)."""
-        from refseg_node.harness import Graph as HarnessGraph
-        from refseg_node.harness import adopt_env, isolated_ros_env
-
         self.env = isolated_ros_env(log_dir, domain_id=random.randint(101, 200))
         adopt_env(self.env)
         self.graph = HarnessGraph("grasp_measure")
@@ -115,8 +139,6 @@ class Graph:
 
     def start(self, module: str, params: dict, name: str):
         """Start ``module`` with ``params``; return its process."""
-        from refseg_node.harness import NodeProcess, node_args
-
         extra = ["--log-level", "refseg:=debug"] if self.debug and module.endswith(".node") else []
         proc = NodeProcess(module, node_args(params) + extra, self.env,
                            self.log_dir / f"{name}.log")
@@ -141,16 +163,6 @@ def node_params(args, **extra) -> dict:
 
 def section_extent_graph(args, g: Graph) -> dict:
     """Measure the node on the demo frame with the model's mask (part b of ``extent``)."""
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from std_msgs.msg import Header, String
-
-    from refseg_model.synth import make_demo_scene
-    from refseg_msgs.msg import Segmentation
-    from refseg_node.harness import publish_acked, wait_active
-    from refseg_node.image_conversion import depth16_msg, image_to_array, rgb8_msg
-    from refseg_node.pointcloud2 import cloud_to_arrays
-    from refseg_node.synthetic_camera import camera_info_msg
-
     scene, _, region = make_demo_scene(0, W, H)
     node = g.start("refseg_node.node", node_params(args), "node_extent")
     wait_active(g.graph, node)
@@ -172,8 +184,8 @@ def section_extent_graph(args, g: Graph) -> dict:
             break
         except AssertionError:
             continue
-    out = {"mask": "the model's", "model_iou": round(iou(image_to_array(seg.mask) > 0,
-                                                         region.mask), 3)}
+    out = {"mask": "the model's",
+           "model_iou": round(mask_iou(image_to_array(seg.mask) > 0, region.mask), 3)}
     if not seg.has_extent:
         out["no_3d_reason"] = seg.no_3d_reason
         node.stop()
@@ -194,10 +206,6 @@ def section_extent_graph(args, g: Graph) -> dict:
 
 def section_tracker() -> dict:
     """Measure the tracker alone over a 2-second sweep (``tracker``)."""
-    from refseg_model.synth import make_demo_scene
-    from refseg_model.synth.motion import pan_offsets, render_view
-    from refseg_node.tracking import MaskTracker, to_gray
-
     scene, _, _ = make_demo_scene(0, W, H)
     angles = pan_offsets(4.0, 4.0, RATE)
     sweep = angles[int(RATE):] + angles[:1]   # +4 -> -4 degrees: 2 s, the fastest part
@@ -213,7 +221,7 @@ def section_tracker() -> dict:
             start = time.perf_counter()
             result = tracker.step(to_gray(view.rgb))
             times.append(time.perf_counter() - start)
-            ious.append(iou(result.mask, truth) if result.mask is not None else 0.0)
+            ious.append(mask_iou(result.mask, truth) if result.mask is not None else 0.0)
         out[name] = {"iou": summary(ious), "step_ms": summary(1e3 * np.asarray(times))}
     centres = [np.nonzero(v.object_mask(1))[1].mean() for v in views]
     out["cup_moves_px"] = round(float(np.ptp(centres)), 1)
@@ -233,9 +241,6 @@ def pan_window(first: int, count: int) -> list:
     ``synthetic_camera`` renders each distinct angle of a sweep once, with the noise of the
     first frame that has it, and repeats the sweep; so does this.
     """
-    from refseg_model.synth import make_demo_scene
-    from refseg_model.synth.motion import pan_offsets, render_view
-
     scene = make_demo_scene(0, W, H)[0]
     angles = pan_offsets(4.0, 4.0, RATE)
     seeds: dict[float, int] = {}
@@ -262,18 +267,6 @@ def section_replay(args) -> dict:
     sweep first). The model alone answers the frames it takes, each ``latency`` frames late;
     a consumer holds the last one it got.
     """
-    from std_msgs.msg import Header
-
-    from refseg_model import default_checkpoint_path
-    from refseg_model.inference import Segmenter
-    from refseg_node import extent_messages, messages
-    from refseg_node.image_conversion import depth16_msg, rgb8_msg
-    from refseg_node.parameters import PARAMETERS, Settings
-    from refseg_node.pipeline import SensorCache, carried_frame
-    from refseg_node.queries import resolve_query
-    from refseg_node.synthetic_camera import camera_info_msg
-    from refseg_node.tracking import TrackedStream, to_gray
-
     latency = max(1, int(round(args.model_period * RATE)))
     frames = int(round(args.seconds * RATE))
     # ``latency`` more frames after the window: the model's answers to its last frames come then
@@ -332,13 +325,14 @@ def section_replay(args) -> dict:
         if i in answers:
             a = answers[i]
             out.update(answer="tracker" if a["tracked"] else "model", age=a["age"],
-                       iou=round(iou(a["mask"], truth[i]), 4))
+                       iou=round(mask_iou(a["mask"], truth[i]), 4))
         else:
             out["answer"] = None
         # the model alone: the newest answer published by this frame
         done = [j for j, at in published.items() if at <= i]
         last = predictions[max(done)].mask if done else None
-        out["model_alone_held_iou"] = round(iou(last, truth[i]), 4) if last is not None else 0.0
+        out["model_alone_held_iou"] = (round(mask_iou(last, truth[i]), 4) if last is not None
+                                       else 0.0)
         out["model_alone_answer"] = i in published
         held.append(out["model_alone_held_iou"])
         per_frame.append(out)
@@ -380,8 +374,6 @@ def write_figure(path: Path, views, truth, per_frame, masks, held, latency: int)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from refseg_model.drawing import draw_mask, outline_mask
 
     union = np.logical_or.reduce(truth)
     rows, cols = np.nonzero(union)
@@ -428,25 +420,13 @@ def write_figure(path: Path, views, truth, per_frame, masks, held, latency: int)
                  fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=90)
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
     """Run camera -> slow node once; return frame-by-frame figures."""
-    from geometry_msgs.msg import PoseStamped
-    from scipy.spatial.transform import Rotation
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import String
-
-    from refseg_model.synth import make_demo_scene
-    from refseg_model.synth.motion import rotation_homography
-    from refseg_msgs.msg import Segmentation
-    from refseg_node.harness import wait_active, wait_until
-    from refseg_node.image_conversion import image_to_array
-
     K = make_demo_scene(0, W, H)[0].K
     segs = g.graph.collect(Segmentation, "/refseg/segmentation")
     truth_c = g.graph.collect(Image, "/synthetic_camera/target_mask")
@@ -491,7 +471,7 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
         answers.setdefault(key(m), m)
     window = [s for s in stamps if s in answers]
     masks = {s: image_to_array(answers[s].mask) > 0 for s in window}
-    iou_truth = {s: iou(masks[s], truth[s]) for s in window}
+    iou_truth = {s: mask_iou(masks[s], truth[s]) for s in window}
     fresh = [s for s in window if not answers[s].tracked]
     tracked = [s for s in window if answers[s].tracked]
     fidelity = []
@@ -503,13 +483,13 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
         moved = cv2.warpPerspective(masks[k].astype(np.uint8),
                                     rotation_homography(K, poses[k], poses[s]), (W, H),
                                     flags=cv2.INTER_NEAREST) > 0
-        fidelity.append(iou(masks[s], moved))
+        fidelity.append(mask_iou(masks[s], moved))
     # IoU with the truth on every frame, holding the last mask where a frame got none
     held, last, per_frame = [], None, []
     for i, s in enumerate(stamps):
         if s in masks:
             last = masks[s]
-        held.append(iou(last, truth[s]) if last is not None else 0.0)
+        held.append(mask_iou(last, truth[s]) if last is not None else 0.0)
         a = answers.get(s)
         per_frame.append({"frame": i, "answer": None if a is None else
                           "tracker" if a.tracked else "model",
@@ -541,7 +521,6 @@ def section_graph(args, g: Graph) -> dict:
         "width": W, "height": H, "rate": RATE / args.time_scale, "qos": "reliable",
         "motion": "pan", "pan_amplitude": 4.0, "pan_period": 4.0 * args.time_scale,
         "publish_ground_truth": True}, "camera")
-    from refseg_node.harness import wait_until
 
     wait_until(lambda: "pan: " in camera.log(), 180.0, "the camera's pan views")
     out = {"model_period_s": args.model_period, "time_scale": args.time_scale,
@@ -601,9 +580,7 @@ def main(argv=None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.json)
+        atomic_write(args.json, text + "\n")
     return 0
 
 

@@ -9,13 +9,8 @@ from pathlib import Path
 
 ROWS = [('whole_image', 'whole image'), ('per_word_average', 'per-word average'),
         ('per_word_intersection', 'per-word intersection'), ('per_word_union', 'per-word union'),
-        ('ours_concat_lowres', 'ours, low resolution, MobileNet, concat (paper fusion)'),
-        ('ours_concat_highres', 'ours, high resolution, MobileNet, concat (paper fusion)'),
-        ('ours_mobilenet_lowres', 'ours, low resolution, MobileNet, concat + product'),
-        ('ours_mobilenet_highres', 'ours, high resolution, MobileNet, concat + product'),
-        ('ours_lowres', 'ours, low resolution, convnet stride 8 (default)'),
-        ('ours_highres', 'ours, high resolution, convnet stride 8 (default)'),
-        ('shipped', 'shipped default (`tabletop.pt`)')]
+        ('ours_lowres', 'ours, low resolution (coarse map, bilinear)'),
+        ('shipped', 'ours, high resolution: shipped default (`tabletop.pt`)')]
 KEYS = ['prec@0.5', 'prec@0.6', 'prec@0.7', 'prec@0.8', 'prec@0.9', 'overall_iou', 'mean_iou']
 
 

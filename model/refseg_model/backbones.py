@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+import torchvision.models as tvm
 from torch import nn
 
 from .config import ConfigError, ModelConfig
@@ -64,8 +65,6 @@ class Backbone(nn.Module):
 
 def _torchvision_model(cfg: ModelConfig, **kwargs) -> nn.Module:
     """Build the torchvision classification model, with ImageNet weights if asked."""
-    import torchvision.models as tvm
-
     builders = {
         "vgg16": (tvm.vgg16, "VGG16_Weights"),
         "mobilenet_v3_large": (tvm.mobilenet_v3_large, "MobileNet_V3_Large_Weights"),

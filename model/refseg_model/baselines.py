@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from refseg_model.backbones import build_backbone
 from refseg_model.checkpoint import CheckpointError, check_header, read_payload, save_checkpoint
@@ -176,8 +177,6 @@ def train_per_word(source: SampleSource, cfg: ModelConfig, out: str | os.PathLik
     losses: list[float] = []
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=max_iters, desc="per-word baseline", unit="iter", dynamic_ncols=True)
     try:
         while len(losses) < max_iters:

@@ -18,8 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DataError, open_source
+from .inference import Segmenter
 from .metrics import SegmentationMetrics
 
 GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.05))
@@ -35,8 +38,6 @@ def threshold_sweep(segmenter, source, *, limit: int | None = None,
     samples = source.samples[:limit] if limit else source.samples
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(samples), desc="calibrating", unit="sample", dynamic_ncols=True)
     for sample in samples:
         loaded = source.load(sample)
@@ -91,9 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``refseg-calibrate``; return the exit status (2 on bad input, with the reason)."""
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .data import DataError, open_source
-    from .inference import Segmenter
 
     try:
         source = open_source(args.dataset, args.data_root, args.split, "skip")

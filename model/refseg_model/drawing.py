@@ -1,8 +1,9 @@
-"""Drawing a mask on a picture: a translucent tint and an outline.
+"""Drawing a mask on a picture: a translucent tint, an outline, a centroid cross, a text line.
 
 One drawer for every picture of a mask: ``refseg-predict --overlay``, the contact sheet of the
-synthetic world and the node's rviz overlay. Colours are in the image's own channel order (RGB
-for an RGB picture, BGR for OpenCV's); the picture is changed in place and returned.
+synthetic world and the node's rviz overlay (:func:`draw_overlay`). Colours are in the image's
+own channel order (RGB for an RGB picture, BGR for OpenCV's); the helpers change the picture in
+place and return it.
 """
 
 from __future__ import annotations
@@ -50,3 +51,61 @@ def draw_mask(image: np.ndarray, mask: np.ndarray, *, tint: tuple[int, int, int]
     if tint is not None:
         tint_mask(image, mask, tint, alpha)
     return outline_mask(image, mask, outline, thickness)
+
+
+# The node's /refseg/overlay (BGR).
+MASK_TINT_BGR = (0, 200, 255)        # orange-yellow for the whole mask
+TARGET_CONTOUR_BGR = (0, 255, 0)      # green contour around the primary target
+OTHER_CONTOUR_BGR = (0, 140, 255)     # orange contour around the other regions
+CENTROID_BGR = (0, 0, 255)            # red cross
+TINT_ALPHA = 0.45
+
+
+def ascii_text(text: str) -> str:
+    """Return ``text`` with every non-ASCII character as '?' (OpenCV's Hershey fonts are ASCII)."""
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
+
+
+def draw_overlay(rgb: np.ndarray, mask: np.ndarray, text: str, *,
+                 primary: np.ndarray | None = None,
+                 centroid: tuple[float, float] | None = None) -> np.ndarray:
+    """Return a new BGR uint8 picture: ``rgb`` with ``mask`` tinted, contours, cross and text.
+
+    ``rgb`` is HxWx3 uint8, ``mask`` HxW bool (all regions, outlined in orange), ``primary`` the
+    primary target's pixels (outlined thicker in green), ``centroid`` its (x, y) in pixels (a
+    red cross) and ``text`` the expression (or a status line) written in the top-left corner.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be HxWx3 uint8, got {rgb.shape} {rgb.dtype}")
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    mask = _check(bgr, mask)
+    if mask.any():
+        tint_mask(bgr, mask, MASK_TINT_BGR, TINT_ALPHA)
+        thickness = max(1, round(min(mask.shape) / 240))
+        outline_mask(bgr, mask, OTHER_CONTOUR_BGR, thickness)
+        if primary is not None:
+            outline_mask(bgr, primary, TARGET_CONTOUR_BGR, thickness + 1)
+    if centroid is not None:
+        size = max(8, round(min(mask.shape) / 20))
+        centre = (round(centroid[0]), round(centroid[1]))
+        cv2.drawMarker(bgr, centre, CENTROID_BGR, cv2.MARKER_CROSS, size,
+                       max(1, round(min(mask.shape) / 160)))
+    return draw_text(bgr, ascii_text(text))
+
+
+def draw_text(image: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` white on a darkened box in the top-left corner, scaled to the image."""
+    if not text:
+        return image
+    height, width = image.shape[:2]
+    scale = max(0.3, min(width, height) / 600)
+    thickness = max(1, round(scale * 1.5))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), baseline = cv2.getTextSize(text, font, scale, thickness)
+    pad = max(2, round(4 * scale))
+    box_w, box_h = min(width, tw + 2 * pad), min(height, th + baseline + 2 * pad)
+    image[:box_h, :box_w] = (image[:box_h, :box_w].astype(np.uint16) // 3).astype(np.uint8)
+    cv2.putText(image, text, (pad, pad + th), font, scale, (255, 255, 255), thickness,
+                cv2.LINE_AA)
+    return image

@@ -36,12 +36,16 @@ apply it. :func:`configure_serving` sets up a process that serves frames: torch'
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import os
 import time
 from dataclasses import dataclass, field, replace
 
+import cv2
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from .config import PRECISIONS  # the numeric paths, defined once
 
@@ -292,8 +296,6 @@ def compile_if_faster(model: torch.nn.Module, path: NumericPath, images: torch.T
         with torch.inference_mode(), autocast(device, path):
             return fn(images, tokens)
 
-    from torch.utils.flop_counter import FlopCounterMode
-
     counter = FlopCounterMode(display=False)
     with counter:  # also the warm-up pass
         run(eager)
@@ -350,8 +352,6 @@ def configure_threads(threads: int | None = None, interop: int = 1,
         done["interop_threads"] = torch.get_num_interop_threads()
     if opencv_threads is not None:
         try:
-            import cv2
-
             cv2.setNumThreads(int(opencv_threads))
             done["opencv_threads"] = cv2.getNumThreads()
         except ImportError:
@@ -374,9 +374,6 @@ def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD,
     returned to the system and faulted in again; the resident memory stays at the peak of one
     frame. A no-op (False) where the C library is not glibc.
     """
-    import ctypes
-    import ctypes.util
-
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

@@ -22,6 +22,9 @@ from .checkpoint import (
     model_from_checkpoint,
 )
 from .config import ModelConfig
+from .fastpath import autocast, compile_if_faster, prepare_images, prepare_model, resolve_path
+from .preprocess import letterbox, normalize, unletterbox
+from .text import Vocabulary
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -74,8 +77,6 @@ def released_mask(prob: np.ndarray, meta, threshold: float = 0.5) -> np.ndarray:
     0); the 0/1 map's image content is then resized bilinearly to the original size and every
     pixel above 0 is foreground (``resize_and_crop`` then ``np.logical_and`` in the released code).
     """
-    from .preprocess import unletterbox
-
     square = (np.asarray(prob) >= threshold).astype(np.float32)
     return unletterbox(square, meta) > 0
 
@@ -101,8 +102,6 @@ class Segmenter:
         (``refseg_model.fastpath``); ``auto`` picks the fastest one that keeps the answers on
         this device, and :attr:`numeric_path` says which and why.
         """
-        from .fastpath import compile_if_faster, prepare_images, prepare_model, resolve_path
-
         self.device = resolve_device(device)
         self.numeric_path = resolve_path(precision, channels_last, self.device)
         self.model = prepare_model(model.to(self.device).eval(), self.numeric_path)
@@ -121,13 +120,14 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
                         threshold: float | None = None, precision: str = "auto",
-                        channels_last: bool | None = None, compile: str = "auto") -> Segmenter:
+                        channels_last: bool | None = None, compile: str = "auto",
+                        stage: str | None = None) -> Segmenter:
         """Load a checkpoint written by ``refseg-train`` (raises ``CheckpointError``).
 
         ``threshold`` ``None`` takes the checkpoint's calibrated threshold, else 0.5.
+        ``stage`` ``None`` predicts as the checkpoint was trained; ``lowres`` upsamples the
+        coarse response map bilinearly (Table 1's low-resolution row, from any checkpoint).
         """
-        from .text import Vocabulary
-
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(
@@ -140,7 +140,11 @@ class Segmenter:
         if threshold is None:
             stored = calibrated_threshold(payload)
             threshold = DEFAULT_THRESHOLD if stored is None else stored
-        return cls(model, vocabulary, config, stage=payload["stage"], device=device,
+        if stage is None:
+            stage = payload["stage"]
+        elif stage not in ("lowres", "highres"):
+            raise ValueError(f"stage must be 'lowres' or 'highres', got {stage!r}")
+        return cls(model, vocabulary, config, stage=stage, device=device,
                    threshold=threshold, precision=precision, channels_last=channels_last,
                    compile=compile)
 
@@ -153,8 +157,6 @@ class Segmenter:
         return self.vocabulary.encode(expression, self.config.max_len)
 
     def _image(self, rgb: np.ndarray):
-        from .preprocess import letterbox, normalize
-
         if not isinstance(rgb, np.ndarray):
             raise TypeError(f"image must be a numpy array (HxWx3 uint8 RGB), got "
                             f"{type(rgb).__name__}")
@@ -179,9 +181,6 @@ class Segmenter:
     def predict_batch(self, images: Sequence[np.ndarray], expressions: Sequence[str],
                       threshold: float | None = None) -> list[Prediction]:
         """Segment several (image, expression) pairs in one forward pass."""
-        from .fastpath import autocast, prepare_images
-        from .preprocess import unletterbox
-
         if self.model is None:
             raise RuntimeError("this Segmenter was released; load it again with from_checkpoint")
         if len(images) != len(expressions):

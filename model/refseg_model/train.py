@@ -29,7 +29,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from .checkpoint import (
     CheckpointError,
@@ -59,6 +59,7 @@ from .config import (
     TrainConfig,
     save_config,
 )
+from .data import RefSegDataset
 from .ddp import (
     DistInfo,
     GroupedBatchSampler,
@@ -68,9 +69,14 @@ from .ddp import (
     cleanup_distributed,
     setup_distributed,
 )
+from .detection import BoxDataset, RegionScorer, released_det_init
+from .evaluate import evaluate
 from .fastpath import cpu_bf16_kind
+from .fileio import atomic_open, atomic_write
+from .inference import Segmenter, resolve_device
 from .loss import soft_dice_loss, weighted_logistic_loss
 from .network import build_model, parameter_groups
+from .text import Vocabulary
 
 log = logging.getLogger("refseg_model.train")
 
@@ -79,8 +85,6 @@ log = logging.getLogger("refseg_model.train")
 def build_vocabulary(train_source, resumed: list[str] | None = None,
                      vocab_file: str | Path | None = None):
     """Return the vocabulary: the resumed checkpoint's, ``vocab_file``'s, or the train split's."""
-    from .text import Vocabulary
-
     if resumed is not None:
         return Vocabulary.from_list(resumed)
     if vocab_file:
@@ -90,11 +94,7 @@ def build_vocabulary(train_source, resumed: list[str] | None = None,
 
 def build_dataset(cfg: ModelConfig, tcfg: TrainConfig, stage: str, vocab, source):
     """Return the training dataset of ``stage``: box crops (``det``), coarse or full labels."""
-    from .data import RefSegDataset
-
     if stage == "det":
-        from .detection import BoxDataset
-
         return BoxDataset(source, vocab, cfg, tcfg, seed=tcfg.seed)
     label = "coarse" if stage == "lowres" else "full"
     return RefSegDataset(source, vocab, cfg.input_size, label=label, stride=cfg.stride,
@@ -289,9 +289,7 @@ class RunFiles:
         end = (stage_index, step)
         kept = [r for r in self.read_metrics()
                 if (TRAIN_STAGES.index(r.get("stage", "lowres")), r.get("step", 0)) <= end]
-        tmp = self.metrics.with_name(self.metrics.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, self.metrics)
+        atomic_write(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_loss_curve(self) -> None:
         """Plot the loss of every step (every stage) to ``loss_curve.png``."""
@@ -324,10 +322,9 @@ class RunFiles:
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        tmp = self.dir / ".loss_curve.tmp.png"
-        fig.savefig(tmp, dpi=100)
+        with atomic_open(self.dir / "loss_curve.png") as handle:
+            fig.savefig(handle, format="png", dpi=100)
         plt.close(fig)
-        os.replace(tmp, self.dir / "loss_curve.png")
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -338,9 +335,6 @@ def evaluate_hook(model: torch.nn.Module, cfg: ModelConfig, vocab, stage: str, s
     Predictions go through the inference path (``Segmenter``, original image size) and are
     scored by ``refseg_model.evaluate.evaluate``, so validation sees exactly what users will.
     """
-    from .evaluate import evaluate
-    from .inference import Segmenter
-
     module = getattr(model, "module", model)
     was_training = module.training
     segmenter = Segmenter(module, vocab, cfg, stage=stage, device=device)
@@ -364,12 +358,9 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
     ``tcfg`` is the stage's resolved configuration (``TrainConfig.for_stage``); ``run_config``,
     the run's own (with its per-stage overrides), is what checkpoints store for ``resume``.
     """
-    from tqdm import tqdm
-
     total = tcfg.stage_iters(stage)
     module = model
     if stage == "det":  # box crops through the same weights (refseg_model.detection)
-        from .detection import RegionScorer
 
         module = RegionScorer(model)
     if info.distributed:
@@ -524,8 +515,6 @@ def begin_stage(model: torch.nn.Module, stage: str, tcfg: TrainConfig, *, fresh_
     """
     set_head_trainable(model, not tcfg.freeze_head)
     if stage == "det" and fresh_model and tcfg.det_released_init:
-        from .detection import released_det_init
-
         released_det_init(model, torch.Generator().manual_seed(tcfg.seed))
     if stage == "highres" and weights_from in ("det", "lowres"):
         model.upsample.reset_parameters()
@@ -569,8 +558,6 @@ class TrainResult:
 def train(run: RunConfig, data, out_dir: str | Path,
           options: TrainOptions | None = None) -> TrainResult:
     """Train ``run`` on ``data`` (a ``refseg_model.data.DataSpec``) into the folder ``out_dir``."""
-    from .inference import resolve_device
-
     options = options or TrainOptions()
     stages = stages_of(options.stage)
     for name in options.iters:

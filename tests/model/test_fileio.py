@@ -1,4 +1,4 @@
-"""Atomic files (``refseg_model.fileio``) and the mask drawer (``refseg_model.drawing``)."""
+"""Atomic files and PNG encoding (``refseg_model.fileio``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from refseg_model.drawing import draw_mask, outline_mask, tint_mask
 from refseg_model.fileio import atomic_open, atomic_write, encode_png, write_mask_png, write_png
 
 
@@ -48,28 +47,3 @@ def test_png_round_trip(tmp_path):
     assert np.array_equal(saved == 255, mask)
     with pytest.raises(OSError, match="PNG"):
         encode_png(np.zeros((2, 2, 7), np.uint8))
-
-
-def test_tint_and_outline_by_hand():
-    image = np.full((10, 12, 3), 100, np.uint8)
-    mask = np.zeros((10, 12), bool)
-    mask[3:7, 4:9] = True
-    tinted = tint_mask(image.copy(), mask, (255, 0, 50), 0.5)
-    assert (tinted[mask] == (177, 50, 75)).all() and (tinted[~mask] == 100).all()
-    drawn = outline_mask(image.copy(), mask, (0, 255, 0), 1)
-    border = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    assert (drawn[border] == (0, 255, 0)).all()
-    assert (drawn[~mask] == 100).all() and (drawn[3:7, 4:9][1:-1, 1:-1] == 100).all()
-    both = draw_mask(image.copy(), mask, tint=(255, 0, 50), outline=(0, 255, 0), alpha=0.5,
-                     thickness=1)
-    assert (both[border] == (0, 255, 0)).all() and (both[4:6, 5:8] == (177, 50, 75)).all()
-    untinted = draw_mask(image.copy(), mask, tint=None, outline=(0, 255, 0), thickness=1)
-    assert np.array_equal(untinted, drawn)
-    same = image.copy()
-    assert draw_mask(same, mask, tint=(1, 2, 3), outline=(4, 5, 6)) is same  # in place
-    with pytest.raises(ValueError, match="must match"):
-        tint_mask(image, mask[:5], (0, 0, 0), 0.5)
-    with pytest.raises(ValueError, match="HxWx3 uint8"):
-        outline_mask(image.astype(np.float32), mask, (0, 0, 0), 1)
-    with pytest.raises(ValueError, match="alpha"):
-        tint_mask(image, mask, (0, 0, 0), 1.5)

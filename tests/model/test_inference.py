@@ -55,6 +55,25 @@ def test_predict_matches_manual_preprocessing(checkpoint):
     np.testing.assert_allclose(seg.predict(rgb, "blue circle").probs, manual, atol=1e-5)
 
 
+def test_stage_override_scores_the_coarse_map(checkpoint):
+    from refseg_model import Segmenter
+    from refseg_model.preprocess import letterbox, normalize, unletterbox
+
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", stage="lowres")
+    assert seg.stage == "lowres"
+    assert Segmenter.from_checkpoint(checkpoint, device="cpu").stage == "highres"
+    rgb = np.random.default_rng(2).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    boxed, meta = letterbox(rgb, 64)
+    tokens = torch.tensor([seg.vocabulary.encode("red square", 20)])
+    with torch.inference_mode():
+        logits = seg.model.predict_logits(torch.from_numpy(normalize(boxed))[None], tokens,
+                                          stage="lowres")
+    manual = unletterbox(torch.sigmoid(logits)[0, 0].numpy(), meta)
+    np.testing.assert_allclose(seg.predict(rgb, "red square").probs, manual, atol=1e-5)
+    with pytest.raises(ValueError, match="stage"):
+        Segmenter.from_checkpoint(checkpoint, device="cpu", stage="det")
+
+
 def test_predict_batch_equals_single(checkpoint):
     from refseg_model import Segmenter
 

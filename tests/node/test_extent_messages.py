@@ -89,7 +89,7 @@ from refseg_node.image_conversion import depth16_msg, rgb8_msg
 from refseg_node.synthetic_camera import camera_info_msg
 import refseg_node.node  # what the node process imports when it starts
 from refseg_node import extent_messages, messages
-from refseg_node.overlay import draw_overlay
+from refseg_model.drawing import draw_overlay
 from refseg_node.image_conversion import bgr8_msg
 from refseg_node.parameters import PARAMETERS, Settings
 from refseg_node.pipeline import SensorCache, carried_frame
@@ -111,7 +111,8 @@ messages.centroid_msg(result)
 messages.marker_msg(result.header, result.point, settings.marker_scale)
 extent_messages.extent_markers(result.header, result.geometry.extent)
 extent_messages.target_cloud_msg(result.header, result.geometry.points)
-bgr8_msg(draw_overlay(rgb, result.mask, result.target, "the cup"), result.header)
+bgr8_msg(draw_overlay(rgb, result.mask, "the cup", primary=result.target.region,
+                      centroid=result.target.centroid), result.header)
 print(sorted(set(sys.modules) - before))
 """
 

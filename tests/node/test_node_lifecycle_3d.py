@@ -8,7 +8,7 @@ has a hand-computable answer on a hand-made depth image.
 import numpy as np
 import pytest
 
-from tests.ros_graph import WaitTimeout, make_picture, publish_acked, wait_until
+from tests.ros_graph import WaitTimeout, make_picture, publish_acked, rgbd_io, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -49,23 +49,15 @@ def set_parameter(graph, name, value):
 @pytest.fixture(scope="module")
 def io(graph, node):
     from geometry_msgs.msg import PointStamped
-    from sensor_msgs.msg import CameraInfo, Image
-    from std_msgs.msg import String
     from visualization_msgs.msg import Marker
 
     from refseg_msgs.msg import Segmentation
 
     wait_until(lambda: get_state(graph) == "unconfigured", 120.0, "the node to come up")
 
-    class IO:
-        segmentation = graph.collect(Segmentation, "/refseg/segmentation")
-        target_point = graph.collect(PointStamped, "/refseg/target_point")
-        marker = graph.collect(Marker, "/refseg/marker")
-        query = graph.node.create_publisher(String, "/refseg/query", 10)
-        image = graph.node.create_publisher(Image, "/camera/image_raw", 10)
-        depth = graph.node.create_publisher(Image, "/camera/depth/image_raw", 10)
-        info = graph.node.create_publisher(CameraInfo, "/camera/camera_info", 10)
-    return IO
+    return rgbd_io(graph, segmentation=(Segmentation, "/refseg/segmentation"),
+                   target_point=(PointStamped, "/refseg/target_point"),
+                   marker=(Marker, "/refseg/marker"))
 
 
 def stamped(msg, sec):

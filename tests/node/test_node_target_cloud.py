@@ -17,7 +17,7 @@ import itertools
 import numpy as np
 import pytest
 
-from tests.ros_graph import publish_acked, wait_active
+from tests.ros_graph import publish_acked, rgbd_io, wait_active
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -36,21 +36,13 @@ def demo():
 
 @pytest.fixture(scope="module")
 def io(graph):
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from std_msgs.msg import String
+    from sensor_msgs.msg import PointCloud2
     from visualization_msgs.msg import Marker
 
     from refseg_msgs.msg import Segmentation
 
-    class IO:
-        segmentation = graph.collect(Segmentation, "/refseg/segmentation")
-        cloud = graph.collect(PointCloud2, "/refseg/target_cloud")
-        marker = graph.collect(Marker, "/refseg/marker")
-        query = graph.node.create_publisher(String, "/refseg/query", 10)
-        image = graph.node.create_publisher(Image, "/camera/image_raw", 10)
-        depth = graph.node.create_publisher(Image, "/camera/depth/image_raw", 10)
-        info = graph.node.create_publisher(CameraInfo, "/camera/camera_info", 10)
-    return IO
+    return rgbd_io(graph, segmentation=(Segmentation, "/refseg/segmentation"),
+                   cloud=(PointCloud2, "/refseg/target_cloud"), marker=(Marker, "/refseg/marker"))
 
 
 def send_frame(io, rgb, depth_m, k, command):

@@ -5,7 +5,14 @@ import dataclasses
 import pytest
 from rcl_interfaces.msg import ParameterType
 
-from refseg_node.parameters import PARAMETERS, SPECS, Settings, SettingsError, check_value
+from refseg_node.parameters import (
+    PARAMETERS,
+    SPECS,
+    Settings,
+    SettingsError,
+    check_value,
+    update_settings,
+)
 
 
 def test_settings_has_one_field_per_spec_and_the_defaults_are_valid():
@@ -62,3 +69,16 @@ def test_from_values_checks_every_value():
     values["log_period"] = -2.0
     with pytest.raises(SettingsError, match="log_period"):
         Settings.from_values(values)
+
+
+def test_update_settings_applies_live_values_and_names_the_others():
+    settings = Settings.from_values({p.name: p.default for p in PARAMETERS})
+    update = update_settings(settings, {"threshold": 0.3, "device": "cpu", "use_sim_time": True})
+    assert update.error is None and update.later == ("device",)
+    assert update.settings.threshold == 0.3 and update.settings.device == "auto"
+    refused = update_settings(settings, {"threshold": 0.3, "mode": "sometimes"})
+    assert "continuous" in refused.error and refused.settings is None    # all or nothing
+    assert update_settings(settings, {"use_sim_time": True}).settings is settings
+    unconfigured = update_settings(None, {"threshold": 0.3})
+    assert unconfigured.error is None and unconfigured.settings is None
+    assert update_settings(None, {"threshold": 2.0}).error

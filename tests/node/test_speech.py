@@ -63,7 +63,10 @@ def test_grammar_holds_the_vocabulary_and_the_parsers_verbs(vocabulary, grammar_
     assert {"cup", "jar", "red", "left", "table"} <= words
     assert not words & {"<pad>", "<unk>", "<go>", "<eos>"}
     assert {"pick up", "grab", "hand me"} <= set(grammar.verbs)
-    assert set(grammar.verbs) <= set(command_phrases().verbs)
+    from refseg_model.synth.expressions import COMMANDS, STUFF_COMMANDS
+
+    # The parser's verbs and the generator's ("look at the wall": the model knows it).
+    assert set(grammar.verbs) <= set(command_phrases().verbs) | set(COMMANDS + STUFF_COMMANDS)
     # Every vocabulary word is either in the grammar or reported as not pronounceable.
     plain = {w for w in vocabulary if w.isalpha()}
     assert words | set(grammar.unpronounceable) == plain
@@ -75,6 +78,41 @@ def test_grammar_holds_the_vocabulary_and_the_parsers_verbs(vocabulary, grammar_
     assert not grammar.accepts("")
 
 
+def test_command_grammar_accepts_what_the_synthetic_world_says(grammar_recognizer):
+    """Every expression the generator writes (with and without a command verb) is accepted."""
+    from refseg_model.synth.expressions import COMMANDS, STUFF_COMMANDS
+    from refseg_model.synth.scene import generate_scene
+
+    grammar = grammar_recognizer.grammar
+    assert grammar.shape == "command" and grammar.unclassified == ()
+    expressions = {e for seed in range(25) for region in generate_scene(seed, 160, 120).regions
+                   for e in region.expressions}
+    assert len(expressions) > 150
+    strategies = {s for seed in range(25) for region in generate_scene(seed, 160, 120).regions
+                  for s in region.strategies}
+    assert {"category", "colour", "size", "position", "relation", "plural", "table"} <= strategies
+    rejected = [e for e in expressions if not grammar.accepts(e)]
+    assert not rejected, rejected[:10]
+    for verb in COMMANDS + STUFF_COMMANDS:
+        assert grammar.accepts(f"{verb} the red cup on the left"), verb
+    # The shape is a noun phrase, not any sequence of the words (the word-loop grammar's
+    # misrecognitions of the fixtures are all refused).
+    for salad in ("to top the red top on the left", "the cup at the red cup on the left",
+                  "find the two yellow can", "the jar on the table all", "red the blue bottle",
+                  "the right red cup on the left", "the cup on", "the"):
+        assert not grammar.accepts(salad), salad
+    words = Recognizer(checkpoint_vocabulary(), "words").grammar
+    assert words.shape == "words" and words.accepts("to top the red top on the left")
+
+
+def test_compound_words_get_a_pronunciation(grammar_recognizer):
+    """"leftmost" is not in the dictionary: it is added as "left" + "most"."""
+    assert {"leftmost", "rightmost"} <= set(grammar_recognizer.composed)
+    assert grammar_recognizer.grammar.unpronounceable == ()
+    assert grammar_recognizer.grammar.accepts("the leftmost red cup")
+    assert not grammar_recognizer.pronounceable("qwxzqwxz")
+
+
 def test_grammar_follows_the_checkpoint_vocabulary(checkpoints, grammar_recognizer):
     from refseg_node.harness import TINY_VOCABULARY as TEST_VOCABULARY
 
@@ -84,6 +122,10 @@ def test_grammar_follows_the_checkpoint_vocabulary(checkpoints, grammar_recogniz
     assert tiny.accepts("find the far left person")
     assert not tiny.accepts("the wooden table")
     assert set(TEST_VOCABULARY[0].split()) <= set(tiny.words) | {"pick", "up"}
+    # Words of no class of the synthetic world are modifiers or heads of the command shape.
+    assert {"sky", "person", "men"} <= set(tiny.unclassified)
+    for text in TEST_VOCABULARY:
+        assert tiny.accepts(text), text
 
 
 def test_grammar_without_pronounceable_words_is_refused():
@@ -133,13 +175,14 @@ def test_word_errors():
     assert word_errors("the jar", "a car") == 2
 
 
-@pytest.mark.parametrize("name", ["klatt_2.wav", "klatt_3.wav"])
-def test_grammar_decodes_fixtures(grammar_recognizer, name):
+@pytest.mark.parametrize("name", ["klatt_1.wav", "female_1.wav", "klatt_2.wav"])
+def test_grammar_decodes_fixtures_exactly(grammar_recognizer, name):
+    """The issue's command ("pick up the red cup on the left") in both voices, and another."""
     utterance = grammar_recognizer.decode(read_wav(FIXTURES / name))
     reference = TRANSCRIPTS[name]
+    assert utterance.text == reference
     assert grammar_recognizer.grammar.accepts(utterance.text)
-    assert word_errors(reference, utterance.text) <= 1, (utterance.text, reference)
-    assert 0.0 < utterance.confidence <= 1.0
+    assert 0.5 <= utterance.confidence <= 1.0
     # What the node would give the model: the command words stripped.
     assert parse_command(utterance.text).expression.startswith("the ")
 

@@ -1,4 +1,4 @@
-"""Primary target, 3D back-projection, depth pairing and the overlay, on hand-made arrays."""
+"""Primary target, 3D back-projection and depth pairing, on hand-made arrays."""
 
 import math
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from refseg_node.geometry import Intrinsics, StampedBuffer, back_project, target_point
-from refseg_node.overlay import draw_overlay
 from refseg_node.targets import no_target, primary_target
 
 
@@ -150,25 +149,3 @@ def test_stamped_buffer_pairs_by_timestamp_within_tolerance():
     assert buffer.closest(300, 10) is None
     with pytest.raises(ValueError):
         StampedBuffer(0)
-
-
-def test_overlay_tints_the_mask_and_marks_the_centroid():
-    rgb = np.full((120, 160, 3), 100, np.uint8)
-    mask = np.zeros((120, 160), bool)
-    mask[60:100, 20:60] = True
-    probs = mask.astype(np.float32)
-    target = primary_target(mask, probs)
-    bgr = draw_overlay(rgb, mask, target, "the red cup on the left")
-    assert bgr.shape == rgb.shape and bgr.dtype == np.uint8
-    assert not np.array_equal(bgr[70, 30], [100, 100, 100])          # tinted inside
-    assert np.array_equal(bgr[110, 150], [100, 100, 100])            # untouched outside
-    cy, cx = round(target.centroid[1]), round(target.centroid[0])
-    assert bgr[cy, cx, 2] > 200 and bgr[cy, cx, 0] < 50              # red cross (BGR)
-    assert (bgr[:12, :100] > 200).any()                              # white text, top left
-    plain = draw_overlay(rgb, np.zeros_like(mask), no_target(mask.shape), "")
-    assert np.array_equal(plain, rgb[:, :, ::-1])
-    draw_overlay(rgb, mask, target, "la tasse à gauche – 左")           # non-ASCII is drawn
-    with pytest.raises(ValueError):
-        draw_overlay(rgb[:, :, 0], mask, target, "x")
-    with pytest.raises(ValueError):
-        draw_overlay(rgb, mask[:10], target, "x")

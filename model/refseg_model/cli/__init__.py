@@ -1,1 +1,1 @@
-"""Thin command-line entry points: refseg-train, refseg-eval, refseg-predict, refseg-synth."""
+"""Thin command-line entry points: refseg-train, -eval, -predict, -synth and -baselines."""

@@ -11,7 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from refseg_model.baselines import train_per_word
+from refseg_model.checkpoint import CheckpointError
 from refseg_model.cli.common import add_data_arguments, data_spec
+from refseg_model.config import ConfigError, load_config
+from refseg_model.data import DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``refseg-baselines train ...``; return the exit status (2 on bad input)."""
-    from refseg_model.baselines import train_per_word
-    from refseg_model.checkpoint import CheckpointError
-    from refseg_model.config import ConfigError, load_config
-    from refseg_model.data import DataError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

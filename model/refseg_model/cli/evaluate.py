@@ -15,10 +15,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from refseg_model.baselines import BASELINES
-from refseg_model.breakdown import GROUPINGS, SIZE_EDGES
+from refseg_model.baselines import BASELINES, baseline_predictor
+from refseg_model.breakdown import GROUPINGS, SIZE_EDGES, check_size_edges, format_group_table
+from refseg_model.checkpoint import CheckpointError
 from refseg_model.cli.common import add_data_arguments, data_spec
-from refseg_model.config import PRECISIONS
+from refseg_model.config import PRECISIONS, ConfigError
+from refseg_model.data import DataError
+from refseg_model.evaluate import evaluate, write_json
+from refseg_model.inference import Segmenter
+from refseg_model.metrics import format_table_row, table_header
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="numeric path: auto (the fastest that keeps the answers here: bf16 on "
                         "CPUs with AMX, fp16 on CUDA, else fp32), fp32, bf16 or fp16 (CUDA)")
+    p.add_argument("--stage", choices=("lowres", "highres"), default=None,
+                   help="lowres: score the coarse response map upsampled bilinearly (Table "
+                        "1's low-resolution row); default: as the checkpoint was trained")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only")
     p.add_argument("--baseline", choices=BASELINES,
                    help="evaluate a baseline instead of the model")
@@ -56,16 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _predictor(args: argparse.Namespace):
     if args.baseline:
-        from refseg_model.baselines import baseline_predictor
-
         return baseline_predictor(args.baseline, args.checkpoint, args.device,
                                   0.5 if args.threshold is None else args.threshold)
     if args.checkpoint is None:
         raise ValueError("--checkpoint is required (or give --baseline whole-image)")
-    from refseg_model.inference import Segmenter
 
     segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                          threshold=args.threshold, precision=args.precision)
+                                          threshold=args.threshold, precision=args.precision,
+                                          stage=args.stage)
     return lambda rgb, expression: segmenter.predict(rgb, expression).mask
 
 
@@ -73,12 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``refseg-eval``; return the exit status (2 on bad input, with the reason)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from refseg_model.breakdown import check_size_edges, format_group_table
-    from refseg_model.checkpoint import CheckpointError
-    from refseg_model.config import ConfigError
-    from refseg_model.data import DataError
-    from refseg_model.evaluate import evaluate, write_json
-    from refseg_model.metrics import format_table_row, table_header
 
     if args.limit < 0:
         print("refseg-eval: error: --limit must be >= 0", file=sys.stderr)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from refseg_model.backbones import BackboneWeightsError
+from refseg_model.checkpoint import CheckpointError
 from refseg_model.cli.common import add_data_arguments, data_spec
-from refseg_model.config import PRECISIONS, RunConfig, load_config, preset_names
+from refseg_model.config import PRECISIONS, ConfigError, RunConfig, load_config, preset_names
+from refseg_model.data import DataError
+from refseg_model.train import STAGE_CHOICES, TrainOptions, train
 
 STAGE_HELP = ("which stage(s) to train: det (box crops, the released code's first stage), "
               "lowres, highres, both (lowres then highres) or all (det, lowres, highres); "
@@ -15,8 +19,6 @@ STAGE_HELP = ("which stage(s) to train: det (box crops, the released code's firs
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``refseg-train``."""
-    from refseg_model.train import STAGE_CHOICES
-
     parser = argparse.ArgumentParser(
         prog="refseg-train",
         description="Train the text-objects segmentation network in stages (det on box crops, "
@@ -78,7 +80,7 @@ def resolve_run_config(args: argparse.Namespace) -> RunConfig:
     iterations are passed to :func:`refseg_model.train.train` apart (:func:`stage_iters`).
     """
     run = load_config(args.config)
-    model, train = run.model, run.train
+    model, train_cfg = run.model, run.train
     if args.backbone_weights:
         model.backbone_weights = str(args.backbone_weights)
     if args.pretrained is not None:
@@ -89,11 +91,11 @@ def resolve_run_config(args: argparse.Namespace) -> RunConfig:
                  "time_budget_s"):
         value = getattr(args, name)
         if value is not None:
-            setattr(train, name, value)
-            for overrides in train.stages.values():
+            setattr(train_cfg, name, value)
+            for overrides in train_cfg.stages.values():
                 overrides.pop(name, None)
     model.__post_init__()
-    train.__post_init__()
+    train_cfg.__post_init__()
     return run
 
 
@@ -112,11 +114,6 @@ def stage_iters(args: argparse.Namespace) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``refseg-train``."""
     args = build_parser().parse_args(argv)
-    from refseg_model.backbones import BackboneWeightsError
-    from refseg_model.checkpoint import CheckpointError
-    from refseg_model.config import ConfigError
-    from refseg_model.data import DataError
-    from refseg_model.train import TrainOptions, train
 
     try:
         options = TrainOptions(stage=args.stage, resume=args.resume, init=args.init,

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from refseg_model.data.base import DataError, RefSegDataset, Sample, SampleSource, read_rgb
+from refseg_model.data.refer import ReferSource
+from refseg_model.data.referit import ReferItSource
+from refseg_model.data.synthetic import SyntheticSource
 
 DATASETS = ("referit", "refer", "synthetic")
 REFER_DATASETS = ("refclef", "refcoco", "refcoco+", "refcocog")
@@ -51,15 +54,9 @@ def open_source(name: str, root: str | os.PathLike, split: str, on_error: str = 
     Extra keywords go to the reader (``refer``: ``dataset``, ``split_by``, ``image_dir``).
     """
     if name == "referit":
-        from refseg_model.data.referit import ReferItSource
-
         return ReferItSource(root, split, on_error=on_error, **kw)
     if name == "refer":
-        from refseg_model.data.refer import ReferSource
-
         return ReferSource(root, split, on_error=on_error, **kw)
     if name == "synthetic":
-        from refseg_model.data.synthetic import SyntheticSource
-
         return SyntheticSource(root, split, on_error=on_error, **kw)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -1,0 +1,122 @@
+"""The node's worker and tracker threads (``refseg_node.workers``) without a ROS graph.
+
+A real tiny checkpoint, real ``sensor_msgs/Image`` messages, real threads; the node's publish
+and warn callables are plain lists here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from std_msgs.msg import Header
+
+from refseg_model import Segmenter
+from refseg_node.harness import make_checkpoint, wait_until
+from refseg_node.image_conversion import rgb8_msg
+from refseg_node.parameters import PARAMETERS, Settings
+from refseg_node.pipeline import NotActiveError
+from refseg_node.workers import Workers, frame_timings, header_seconds, tracked_frame_timings
+
+
+def settings(**values) -> Settings:
+    return dataclasses.replace(Settings.from_values({p.name: p.default for p in PARAMETERS}),
+                               **values)
+
+
+def frame(i: int, seed: int = 0):
+    rgb = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    return rgb8_msg(rgb, Header(stamp=Time(sec=10 + i, nanosec=500_000_000), frame_id="cam"))
+
+
+class Recorder:
+    def __init__(self, s: Settings):
+        self.settings = s
+        self.published, self.warnings, self.debug = [], [], []
+        self.lock = threading.Lock()
+
+    def publish(self, result, rgb):
+        with self.lock:
+            self.published.append(result)
+
+    def workers(self) -> Workers:
+        return Workers(lambda: self.settings, lambda k, t: self.warnings.append((k, t)),
+                       self.publish, self.debug.append)
+
+
+def test_frame_timings_and_header_seconds():
+    assert header_seconds(frame(0).header) == pytest.approx(10.5)
+    line = frame_timings(stamp=1.0, received=1.010, start=1.030, inference=0.100,
+                         segmented=1.140, published=1.145)
+    assert line == ("frame timings ms: stamp->received 10.0, waited 20.0, model 100.0, rest of "
+                    "segmentation 10.0, publish 5.0")
+    line = tracked_frame_timings(3, 1.0, (1.002, 1.003, 1.010, 1.011, 1.020, 1.022), 0.0155)
+    assert line == ("tracked frame timings ms (age 3): waited 2.0, convert 1.0, track 7.0, depth "
+                    "wait 1.0, rest of the frame 9.0, publish 2.0; thread cpu 15.5")
+
+
+def test_without_a_model_nothing_is_segmented():
+    rec = Recorder(settings())
+    workers = rec.workers()
+    with pytest.raises(NotActiveError):
+        workers.segment(frame(0), "the cup", "the cup")
+    assert workers.latest_frame() is None and workers.previous_expression() is None
+    workers.add_frame(frame(0))
+    assert workers.latest_frame() is not None and workers.totals() == (1, 0, 0)
+    workers.reset()
+    assert workers.latest_frame() is None and workers.totals() == (0, 0, 0)
+
+
+def test_the_worker_segments_frames_after_the_query_and_releases_the_model(tmp_path):
+    path = make_checkpoint(tmp_path / "tiny.pt", bias=6.0)   # segments the whole image
+    rec = Recorder(settings(device="cpu", tracking=False))
+    workers = rec.workers()
+    segmenter = Segmenter.from_checkpoint(path, device="cpu")
+    workers.add_frame(frame(0))                              # before the query: not served
+    workers.start(segmenter)
+    try:
+        assert not workers.set_query("pick up the red cup", "the red cup")
+        assert workers.set_query("pick up the red cup", "the red cup")          # repeated
+        assert workers.previous_expression() == "the red cup"
+        time.sleep(0.2)
+        assert rec.published == []                           # frame 0 came before the query
+        workers.add_frame(frame(1))
+        wait_until(lambda: rec.published, 30.0, "the worker's answer")
+        result = rec.published[0]
+        assert result.expression == "the red cup" and result.target.found
+        assert result.mask.shape == (48, 64) and result.mask.all() and not result.tracked
+        assert result.header.stamp.sec == 11
+        wait_until(lambda: rec.debug, 5.0, "the timings line")
+        assert rec.debug[0].startswith("frame timings ms: ")
+        assert workers.totals() == (2, 1, 1)     # frame 0, replaced unsegmented, is dropped
+        assert workers.take_counts().processed == 1 and workers.take_counts().processed == 0
+        direct, rgb = workers.segment(frame(2), "the cup", "the cup")   # the service's path
+        assert direct.target.found and rgb.shape == (48, 64, 3)
+    finally:
+        workers.stop()
+    with pytest.raises(NotActiveError):
+        workers.segment(frame(3), "the cup", "the cup")      # the model is released
+    assert rec.warnings == []
+
+
+def test_live_settings_are_read_for_every_frame(tmp_path):
+    path = make_checkpoint(tmp_path / "tiny.pt", bias=6.0)
+    rec = Recorder(settings(device="cpu", tracking=False, mode="once"))
+    workers = rec.workers()
+    workers.start(Segmenter.from_checkpoint(path, device="cpu"))
+    try:
+        workers.set_query("the cup", "the cup")
+        workers.add_frame(frame(0))
+        wait_until(lambda: len(rec.published) == 1, 30.0, "the first answer")
+        workers.add_frame(frame(1))                          # mode once: not segmented
+        time.sleep(0.3)
+        assert len(rec.published) == 1
+        rec.settings = dataclasses.replace(rec.settings, mode="continuous")  # a live change
+        workers.add_frame(frame(2))
+        wait_until(lambda: len(rec.published) == 2, 30.0, "the answer in continuous mode")
+    finally:
+        workers.stop()
