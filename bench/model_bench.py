@@ -30,24 +30,31 @@ from .machine import synchronize
 from .models import Network, segmenter_of
 from .stats import summarize, time_calls
 
-PARTS = ("backbone.body", "backbone.head", "expression_encoder", "classifier", "upsample")
+PARTS = ("backbone.body", "backbone.head", "expression_encoder", "classifier", "upsample",
+         "decoder")
+
+
+def parts_of(model: torch.nn.Module) -> tuple[str, ...]:
+    """Return the parts of ``PARTS`` this network has (a skip decoder replaces the upsampling)."""
+    names = dict(model.named_modules())
+    return tuple(part for part in PARTS if isinstance(names.get(part), torch.nn.Module))
 
 
 def count_flops(net: Network, batch: int = 1) -> dict:
     """Count the FLOPs of one ``highres`` forward pass (``FlopCounterMode``, meta tensors)."""
     model = copy.deepcopy(net.model).to("meta")
-    size = net.config.input_size
-    images = torch.zeros(batch, 3, size, size, device="meta")
+    height, width = net.config.input_shape
+    images = torch.zeros(batch, 3, height, width, device="meta")
     tokens = torch.zeros(batch, net.config.max_len, dtype=torch.long, device="meta")
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(images, tokens, stage="highres")
     per_module = counter.get_flop_counts()
     parts = {}
-    for part in PARTS:
+    for part in parts_of(net.model):
         key = next((k for k in per_module if k.endswith(part)), None)
         parts[part] = int(sum(per_module[key].values())) if key else 0
-    return {"batch": batch, "input": f"{size}x{size}", "total": int(counter.get_total_flops()),
+    return {"batch": batch, "input": f"{width}x{height}", "total": int(counter.get_total_flops()),
             "parts": parts}
 
 
@@ -70,8 +77,8 @@ def forward_variants(device: torch.device, quick: bool, compile_: bool) -> list[
 
 def _inputs(net: Network, batch: int, device: torch.device, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
-    size = net.config.input_size
-    images = (torch.rand(batch, 3, size, size, generator=gen) * 255 - 120).to(device)
+    height, width = net.config.input_shape
+    images = (torch.rand(batch, 3, height, width, generator=gen) * 255 - 120).to(device)
     tokens = torch.randint(1, net.config.vocab_size, (batch, net.config.max_len), generator=gen)
     return images, tokens.to(device)
 
@@ -140,10 +147,10 @@ def time_parts(net: Network, device: torch.device, path: NumericPath) -> dict:
     model = prepare_model(copy.deepcopy(net.model).to(device).eval(), path)
     images, tokens = _inputs(net, 1, device)
     images = prepare_images(images, path)
-    spent = dict.fromkeys(PARTS, 0.0)
+    spent = dict.fromkeys(parts_of(model), 0.0)
     starts = {}
     handles = []
-    for part in PARTS:
+    for part in spent:
         module = model.get_submodule(part)
 
         def pre(_m, _a, part=part):

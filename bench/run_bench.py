@@ -92,7 +92,8 @@ def run_model(args, device, data_root) -> dict:
         result["weights"][name] = f"{net.preset} preset, {net.weights}"
         flops = mb.count_flops(net)
         result["flops"][name] = flops
-        log(f"{name}: {net.preset} {net.config.backbone} {net.config.input_size}px, "
+        height, width = net.config.input_shape
+        log(f"{name}: {net.preset} {net.config.backbone} {width}x{height}px, "
             f"{flops['total'] / 1e9:.1f} GFLOP per image, {net.weights}")
         budget = (1.0 if quick else (20.0 if name == "paper" else 8.0))
         for variant in variants:

@@ -1,20 +1,29 @@
 """Section ``train``: training throughput (images/s) of both presets, stage ``highres``.
 
-The real training step of ``refseg_model.train``: the synthetic dataset through
-``RefSegDataset`` and a ``DataLoader`` (preprocessing counted), forward, the weighted logistic
-loss, backward, SGD with momentum.
+The real training step of ``refseg_model.train`` (``train_step``, the loop's body): the
+preset's dataset and loader (``build_dataset``, ``make_loader``: preprocessing counted, grouped
+expressions per image where the preset asks), the numeric path ``precision: auto`` picks for
+training, channels-last images, forward, the loss with deep supervision where the preset has it,
+backward, gradient clipping, the preset's optimiser.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
-from torch.utils.data import DataLoader
 
 from refseg_model.config import load_config
-from refseg_model.data import RefSegDataset, open_source
-from refseg_model.train import criterion, make_optimizer
+from refseg_model.data import open_source
+from refseg_model.ddp import DistInfo
+from refseg_model.train import (
+    build_dataset,
+    make_loader,
+    make_optimizer,
+    train_step,
+    training_precision,
+)
 
 from .machine import synchronize
 from .models import load_network
@@ -25,34 +34,32 @@ def train_throughput(name: str, data_root, device: torch.device, batch: int, ste
                      log) -> dict:
     """Time ``steps`` training steps (after one warm-up step) of network ``name``."""
     net = load_network(name)
-    tcfg = load_config(net.preset).train.for_stage("highres")
+    tcfg = dataclasses.replace(load_config(net.preset).train.for_stage("highres"),
+                               batch_size=batch, workers=0)
+    if tcfg.expressions_per_image > 1 and batch % tcfg.expressions_per_image:
+        tcfg = dataclasses.replace(tcfg, expressions_per_image=1)
     model = net.model.to(device).train()
+    memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     source = open_source("synthetic", data_root, "train")
-    dataset = RefSegDataset(source, net.vocabulary, net.config.input_size, label="full",
-                            stride=net.config.stride, max_len=net.config.max_len)
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(0))
+    dataset = build_dataset(net.config, tcfg, "highres", net.vocabulary, source)
+    batches = iter(make_loader(dataset, tcfg, DistInfo(device=device), 0))
     optimizer = make_optimizer(model, tcfg)
-    batches = iter(loader)
+    precision = training_precision(tcfg.precision, device)
+    aux = tcfg.aux_weight > 0
     times = []
     for step in range(steps + 1):
         tick = time.perf_counter()
-        try:
-            item = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            item = next(batches)
-        logits = model(item["image"].to(device), item["tokens"].to(device), stage="highres")
-        loss = criterion(logits, item["mask"].to(device), tcfg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, model, next(batches), optimizer, net.config, tcfg, "highres",
+                   precision, aux, device, memory_format, step=step)
         synchronize(device)
         if step:  # the first step warms up allocators and kernels
             times.append(time.perf_counter() - tick)
     stats = summarize(times)
-    row = {"network": name, "preset": net.preset, "input": f"{net.config.input_size}px",
+    height, width = net.config.input_shape
+    row = {"network": name, "preset": net.preset, "input": f"{width}x{height}px",
+           "precision": precision, "expressions_per_image": tcfg.expressions_per_image,
            "batch": batch, "step": stats, "images_per_s": batch / stats["median"]}
     log(f"  train {name} ({net.preset}) batch {batch}: {stats['median']:.2f} s/step, "
-        f"{row['images_per_s']:.2f} images/s")
+        f"{row['images_per_s']:.2f} images/s ({precision})")
     return row

@@ -346,6 +346,50 @@ def evaluate_hook(model: torch.nn.Module, cfg: ModelConfig, vocab, stage: str, s
 
 
 # -- one stage -------------------------------------------------------------------------------
+def train_step(module: torch.nn.Module, model: torch.nn.Module, batch: dict,
+               optimizer: torch.optim.Optimizer, cfg: ModelConfig, tcfg: TrainConfig, stage: str,
+               precision: str, aux: bool, device: torch.device,
+               memory_format: torch.memory_format, step: int = 0) -> tuple[torch.Tensor, int]:
+    """Run one optimisation step of ``stage`` on ``batch``; return (loss, samples in the batch).
+
+    The body of the training loop, also timed by ``bench/train_bench.py``: one backbone pass per
+    distinct image of grouped batches (``image_index``), detection crops' box features, the
+    numeric path's autocast, the stage's loss plus deep supervision of the coarse map (``aux``),
+    gradient clipping. ``module`` is what runs forward (DDP wrapper or the model), ``model`` the
+    bare network; ``step`` only labels the error of a non-finite loss.
+    """
+    extra: dict[str, Any] = {}
+    rows = slice(None)
+    if "spatial" in batch:  # detection crops: box features, one crop per sample
+        extra["spatial"] = batch["spatial"].to(device)
+    elif "image_id" in batch:  # several expressions of one image: one backbone pass
+        rows, image_index = unique_images(list(batch["image_id"]))
+        if len(rows) < len(image_index):
+            extra["image_index"] = image_index.to(device)
+    if aux:
+        extra["return_coarse"] = True
+    images = batch["image"][rows].to(device, non_blocking=True).contiguous(
+        memory_format=memory_format)
+    tokens = batch["tokens"].to(device, non_blocking=True)
+    labels = batch["mask"].to(device, non_blocking=True)
+    with autocast_context(precision, device):
+        output = module(images, tokens, stage=stage, **extra)
+    logits, coarse = output if aux else (output, None)
+    loss = criterion(logits.float(), labels, tcfg)
+    if coarse is not None:
+        loss = loss + tcfg.aux_weight * weighted_logistic_loss(
+            coarse.float(), coarse_targets(labels, cfg.stride), tcfg.w_fg, tcfg.w_bg)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{stage} step {step}: loss is {loss.item()}; lower "
+                                 "--lr or enable grad_clip")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if tcfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+    optimizer.step()
+    return loss.detach(), int(tokens.shape[0])
+
+
 def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConfig,
                     cfg: ModelConfig, vocab, files: RunFiles, info: DistInfo, *,
                     start_step: int = 0, optimizer_state: dict | None = None,
@@ -431,39 +475,12 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
         factor = learning_rate_factor(tcfg, step, total, fraction)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
-        extra: dict[str, Any] = {}
-        rows = slice(None)
-        if "spatial" in batch:  # detection crops: box features, one crop per sample
-            extra["spatial"] = batch["spatial"].to(info.device)
-        elif "image_id" in batch:  # several expressions of one image: one backbone pass
-            rows, image_index = unique_images(list(batch["image_id"]))
-            if len(rows) < len(image_index):
-                extra["image_index"] = image_index.to(info.device)
-        if aux:
-            extra["return_coarse"] = True
-        images = batch["image"][rows].to(info.device, non_blocking=True).contiguous(
-            memory_format=memory_format)
-        tokens = batch["tokens"].to(info.device, non_blocking=True)
-        labels = batch["mask"].to(info.device, non_blocking=True)
-        with autocast_context(precision, info.device):
-            output = module(images, tokens, stage=stage, **extra)
-        logits, coarse = output if aux else (output, None)
-        loss = criterion(logits.float(), labels, tcfg)
-        if coarse is not None:
-            loss = loss + tcfg.aux_weight * weighted_logistic_loss(
-                coarse.float(), coarse_targets(labels, cfg.stride), tcfg.w_fg, tcfg.w_bg)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{stage} step {step + 1}: loss is {loss.item()}; lower "
-                                     "--lr or enable grad_clip")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if tcfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        optimizer.step()
+        loss, samples = train_step(module, model, batch, optimizer, cfg, tcfg, stage, precision,
+                                   aux, info.device, memory_format, step=step + 1)
         step += 1
         now = time.perf_counter()
         loss_value = all_reduce_mean(float(loss.item()), info)
-        img_per_s = tokens.shape[0] * info.world_size / max(now - tick, 1e-9)
+        img_per_s = samples * info.world_size / max(now - tick, 1e-9)
         tick = now
         if step % tcfg.log_every == 0 or step == total:
             pending.append({"stage": stage, "step": step, "loss": loss_value,
