@@ -235,9 +235,17 @@ def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> l
         for row, size in zip(rows, sizes):
             row["model_alone"] = model_alone(checkpoint, images[size], frames)
             row["inside_over_alone"] = row["model"]["median"] / row["model_alone"]["median"]
+            # The node calls the model once per frame, idle in between (moving the frame, the
+            # answer, the next frame): the same calls with the node's idle gap between them.
+            gap = row["end_to_end"]["median"] - row["model"]["median"]
+            row["model_alone_paced"] = model_alone(checkpoint, images[size], frames, gap)
+            row["inside_over_paced"] = (row["model"]["median"]
+                                        / row["model_alone_paced"]["median"])
             log(f"  model alone {row['input']} (Segmenter.predict in this process, same "
-                f"set-up): median {row['model_alone']['median'] * 1e3:.1f} ms; inside the node "
-                f"{row['inside_over_alone']:.2f}x that")
+                f"set-up): median {row['model_alone']['median'] * 1e3:.1f} ms back to back, "
+                f"{row['model_alone_paced']['median'] * 1e3:.1f} ms with the node's "
+                f"{gap * 1e3:.1f} ms idle gap between calls; inside the node "
+                f"{row['inside_over_alone']:.2f}x / {row['inside_over_paced']:.2f}x that")
         floors = middleware_floor(client, images, frames, log_dir)
         for row, size in zip(rows, sizes):
             row["middleware_floor"] = floors[size]
@@ -252,11 +260,24 @@ def node_overhead(checkpoint: Path, log_dir: Path, sizes, frames: int, log) -> l
     return rows
 
 
-def model_alone(checkpoint: Path, image, frames: int) -> dict:
-    """Time ``Segmenter.predict`` of ``checkpoint`` on ``image`` here, as the node runs it."""
+def model_alone(checkpoint: Path, image, frames: int, gap: float = 0.0) -> dict:
+    """Time ``Segmenter.predict`` of ``checkpoint`` on ``image`` here, as the node runs it.
+
+    ``gap`` seconds idle between calls (untimed) give the threads the rest they get in the node
+    between frames; 0 calls back to back, with torch's threads still spinning from the last call.
+    """
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu")  # the node's default path
     rgb = to_rgb(image, 10 ** 8)
-    times = time_calls(lambda: seg.predict(rgb, QUERY), 2, frames, lambda: None, 60.0)
+    if gap <= 0:
+        times = time_calls(lambda: seg.predict(rgb, QUERY), 2, frames, lambda: None, 60.0)
+    else:
+        times = []
+        for i in range(frames + 2):  # the first 2 warm up
+            time.sleep(gap)
+            tick = time.perf_counter()
+            seg.predict(rgb, QUERY)
+            if i >= 2:
+                times.append(time.perf_counter() - tick)
     seg.release()
     return summarize(times)
 

@@ -94,14 +94,19 @@ def markdown(results: dict) -> str:
                   "message's `inference_time`.", "",
                   "Middleware floor: the same image to an echo process (`bench/dds_echo.py`) "
                   "and its header back, no node code: what rclpy + Fast DDS cost.", "",
+                  "Model alone: `Segmenter.predict` in the benchmark's process, back to back, and "
+                  "paced (the node's idle gap between calls).", "",
                   "| frame | frames | end-to-end median ms | fps | model median ms | model alone "
-                  "median ms | inside / alone | overhead median ms | overhead p95 ms | "
-                  "middleware floor median ms |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "median ms | inside / alone | model alone paced ms | inside / paced | "
+                  "overhead median ms | overhead p95 ms | middleware floor median ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in node:
             lines.append(f"| {row['input']} | {row['frames'] - row['lost']} | "
                          f"{_ms(row['end_to_end'])} | {row['end_to_end_fps']:.1f} | "
                          f"{_ms(row['model'])} | {_ms(row.get('model_alone'))} | "
                          f"{row.get('inside_over_alone', float('nan')):.2f} | "
+                         f"{_ms(row.get('model_alone_paced'))} | "
+                         f"{row.get('inside_over_paced', float('nan')):.2f} | "
                          f"{_ms(row['overhead'])} | "
                          f"{_ms(row['overhead'], 'p95')} | "
                          f"{_ms(row.get('middleware_floor'))} |")

@@ -185,11 +185,13 @@ class Workers:
         self._wait_min_inference_time(start)
         if self._stop.is_set():
             return
-        self._hand_to_tracker(job, result, rgb)
         with self.cv:
             self.scheduler.job_done()
         segmented = time.time()
         self._publish(result, rgb)
+        # After the answer is out: starting the tracker (corners, catching up the frames that
+        # arrived meanwhile) costs milliseconds that the answer's latency need not carry.
+        self._hand_to_tracker(job, result, rgb)
         self._debug(frame_timings(header_seconds(job.frame.header), job.received, start,
                                   result.inference_time, segmented, time.time()))
 
