@@ -15,7 +15,8 @@ vocabulary and the command verbs the node's parser strips; ``words``: any sequen
 words; ``general``: pocketsphinx's US English model), ``checkpoint`` (empty = the shipped
 default, as the refseg node), ``confidence_threshold`` (0..1), ``audio_device`` (a sounddevice
 input name or index; empty = the default), ``wait_for_subscriber`` (seconds to wait for a
-subscriber of ``query_topic`` before a file's first utterance), ``exit_when_done`` (stop after
+subscriber of ``query_topic`` before a file's first utterance), ``wait_for_node`` (the node
+that must be among them, default ``refseg``; empty = any subscriber), ``exit_when_done`` (stop after
 the last file). The microphone needs the optional ``sounddevice`` package and PortAudio.
 """
 
@@ -61,6 +62,7 @@ PARAMETERS = {
     "result_topic": "/refseg/speech",
     "audio_device": "",
     "wait_for_subscriber": 10.0,
+    "wait_for_node": "refseg",
     "exit_when_done": True,
 }
 
@@ -83,6 +85,7 @@ class SpeechCommandNode(Node):
                               f"got {p['language_model']!r}")
         self.audio_device = str(p["audio_device"])
         self.wait_for_subscriber = float(p["wait_for_subscriber"])
+        self.wait_for_node = str(p["wait_for_node"])
         self.exit_when_done = bool(p["exit_when_done"])
         vocabulary = (checkpoint_vocabulary(p["checkpoint"] or None)
                       if p["language_model"] != "general" else None)
@@ -181,12 +184,25 @@ class SpeechCommandNode(Node):
                     self.publish_utterance(self.recognizer.decode(speech, start), MICROPHONE)
 
     def _wait_for_subscriber(self) -> None:
+        """Wait until the node ``wait_for_node`` subscribes to the query topic and is matched.
+
+        Discovery matches subscribers one by one: a logger or ``ros2 topic echo`` may match
+        before the refseg node does, and a file's command sent then would miss the node. With
+        ``wait_for_node`` empty, any one subscriber will do.
+        """
         end = time.monotonic() + self.wait_for_subscriber
-        while self.query_pub.get_subscription_count() == 0 and time.monotonic() < end:
+        topic = self.query_pub.topic_name
+        while time.monotonic() < end:
+            listed = self.get_subscriptions_info_by_topic(topic)
+            matched = self.query_pub.get_subscription_count()
+            if matched and (not self.wait_for_node or (
+                    any(i.node_name == self.wait_for_node for i in listed)
+                    and matched >= len(listed))):
+                return
             time.sleep(0.05)
-        if self.query_pub.get_subscription_count() == 0:
-            self.get_logger().warning(f"nobody subscribes to {self.query_pub.topic_name}; "
-                                      "publishing anyway")
+        who = f"node {self.wait_for_node!r}" if self.wait_for_node else "nobody"
+        self.get_logger().warning(f"{who} subscribes to {topic} after "
+                                  f"{self.wait_for_subscriber:.0f} s; publishing anyway")
 
     def run(self) -> None:
         """Work through the source (in a thread beside the executor)."""

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from refseg_node.harness import WaitTimeout
 from tests.ros_graph import DEADLINE, START_DEADLINE, wait_active
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -37,16 +38,28 @@ def test_spoken_command_reaches_the_node_and_a_segmentation_comes_back(
                       name="refseg")
     wait_active(graph, node)
     # The default confidence threshold (0.5): the command must be heard well enough to be sent.
-    speech = start_node({"source": f"tests/fixtures/speech/{fixture}",
-                         "wait_for_subscriber": 60.0}, module="refseg_node.speech_command",
-                        name="speech_command")
-    record = json.loads(heard.wait_for(timeout=START_DEADLINE, what="/refseg/speech").data)
-    assert record["sent"] and record["source"].endswith(fixture)
-    assert record["text"] == command
-    query = queries.wait_for(what="the spoken query on /refseg/query")
-    assert query.data == record["text"]
-    result = segmentations.wait_for(lambda m: m.command == record["text"], timeout=DEADLINE,
-                                    what="a Segmentation for the spoken command")
+    # Up to 3 utterances: on this host, 1 run in 3 or 4 the speech process's query publisher
+    # never matches the node's subscription (Fast DDS discovery; the test's own reader does
+    # match) - speech_command then warns after wait_for_subscriber and publishes anyway.
+    result = None
+    for attempt in range(3):
+        speech = start_node({"source": f"tests/fixtures/speech/{fixture}",
+                             "wait_for_subscriber": 15.0}, module="refseg_node.speech_command",
+                            name=f"speech_command_{attempt}")
+        record = json.loads(heard.wait_for(timeout=START_DEADLINE, what="/refseg/speech").data)
+        heard.clear()
+        assert record["sent"] and record["source"].endswith(fixture)
+        assert record["text"] == command
+        query = queries.wait_for(what="the spoken query on /refseg/query")
+        assert query.data == record["text"]
+        try:
+            result = segmentations.wait_for(lambda m: m.command == record["text"], timeout=20.0,
+                                            what="a Segmentation for the spoken command")
+        except WaitTimeout:
+            speech.stop()
+            continue
+        break
+    assert result is not None, "no Segmentation for the spoken command in 3 utterances"
     assert result.command == command and result.expression == expression
     assert result.mask.width == 640 and result.mask.height == 480
     assert speech.process.wait(timeout=DEADLINE) == 0, speech.log()
