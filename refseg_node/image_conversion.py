@@ -223,7 +223,9 @@ def mono8_msg(mask: np.ndarray, header=None) -> Image:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ConversionError(f"a mask must be 2-D, got shape {mask.shape}")
-    return array_to_image(np.where(mask.astype(bool), 255, 0).astype(np.uint8), "mono8", header)
+    pixels = np.empty(mask.shape, np.uint8)
+    np.multiply(mask != 0, 255, out=pixels, casting="unsafe")
+    return array_to_image(pixels, "mono8", header)
 
 
 def bgr8_msg(image: np.ndarray, header=None) -> Image:

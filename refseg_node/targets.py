@@ -56,13 +56,22 @@ def primary_target(mask: np.ndarray, probs: np.ndarray, max_regions: int = 0) ->
     probs = np.asarray(probs)
     if mask.ndim != 2 or probs.shape != mask.shape:
         raise ValueError(f"mask {mask.shape} and probs {probs.shape} must be the same HxW shape")
-    if not mask.any():
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
         return no_target(mask.shape)
+    cols = np.flatnonzero(mask.any(axis=0))
+    # Label the mask's bounding box only (a target is a small part of the frame): the same
+    # components in the same raster order as labelling the whole frame, at a fraction of the cost.
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    box = np.ascontiguousarray(mask[y0:y1, x0:x1])
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(
-        mask.view(np.uint8), connectivity=8)
-    # Label 0 is the background. Sums over the mask's pixels only (a small part of the frame).
-    inside = labels[mask]
-    weights = np.nan_to_num(probs[mask].astype(np.float64))
+        box.view(np.uint8), connectivity=8)
+    stats[:, cv2.CC_STAT_LEFT] += x0
+    stats[:, cv2.CC_STAT_TOP] += y0
+    centroids += (x0, y0)
+    # Label 0 is the background. Sums over the mask's pixels only.
+    inside = labels[box]
+    weights = np.nan_to_num(probs[y0:y1, x0:x1][box].astype(np.float64))
     sums = np.bincount(inside, weights=weights, minlength=count)
     areas = stats[:, cv2.CC_STAT_AREA]
     # Highest sum, then largest area, then lowest label (np.lexsort: last key first; a mask of
@@ -70,7 +79,8 @@ def primary_target(mask: np.ndarray, probs: np.ndarray, max_regions: int = 0) ->
     labels_ = np.arange(1, count)
     ranked = labels_[np.lexsort((labels_, -areas[1:], -sums[1:]))]
     best = int(ranked[0])
-    region = labels == best
+    region = np.zeros(mask.shape, bool)
+    region[y0:y1, x0:x1] = labels == best
     area = int(areas[best])
     x, y = stats[best, cv2.CC_STAT_LEFT], stats[best, cv2.CC_STAT_TOP]
     w, h = stats[best, cv2.CC_STAT_WIDTH], stats[best, cv2.CC_STAT_HEIGHT]

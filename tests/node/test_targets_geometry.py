@@ -67,6 +67,36 @@ def test_diagonal_pixels_are_one_region():
     assert t.num_regions == 1 and t.area == 5
 
 
+def test_regions_match_labelling_the_whole_frame():
+    """primary_target labels the mask's bounding box only: frame coordinates, same components."""
+    import cv2
+
+    rng = np.random.default_rng(4)
+    for trial in range(40):
+        mask = np.zeros((120, 160), bool)
+        for _ in range(rng.integers(1, 5)):
+            y, x = rng.integers(0, 120), rng.integers(0, 160)
+            h, w = rng.integers(1, 25, 2)
+            mask[y:y + h, x:x + w] = True
+        if trial % 4 == 0:
+            mask = rng.random(mask.shape) < 0.03  # noise: many small components
+        probs = rng.random(mask.shape).astype(np.float32)
+        target = primary_target(mask, probs)
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+            mask.view(np.uint8), connectivity=8)
+        assert target.num_regions == count - 1
+        assert target.mask_area == int(mask.sum())
+        by_box = {tuple(int(v) for v in stats[i, :4]): i for i in range(1, count)}
+        for region in target.regions:
+            i = by_box[region.bbox]
+            assert region.area == stats[i, cv2.CC_STAT_AREA]
+            assert np.allclose(region.centroid, centroids[i])
+            assert math.isclose(region.score, float(probs[labels == i].mean()), rel_tol=1e-5)
+        best = by_box[target.bbox]
+        assert np.array_equal(target.region, labels == best)
+        assert target.region.shape == mask.shape
+
+
 def test_empty_mask_has_no_target():
     t = primary_target(np.zeros((4, 5), bool), np.zeros((4, 5), np.float32))
     assert not t.found and t.area == 0 and t.num_regions == 0 and t.region.shape == (4, 5)
