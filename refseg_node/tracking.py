@@ -68,6 +68,10 @@ class TrackResult:
     reason: str = ""
 
 
+# Pixels beyond a corner that its response reads: 1 (3x3 Sobel) + 2 (5x5 block); one spare.
+CORNER_REACH_PX = 4
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """Return the uint8 grey image of HxWx3 RGB (or HxW grey, returned as is)."""
     rgb = np.asarray(rgb)
@@ -125,15 +129,27 @@ class MaskTracker:
 
     def _corners(self, gray: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
         s = self.settings
-        region = mask.astype(np.uint8)
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(mask.any(axis=0))
+        # Work on the mask's box grown by the margin and by the detector's reach (3x3 Sobel,
+        # 5x5 block): the same corners as on the whole frame, for the price of the box.
+        pad = max(s.margin_px, 0) + CORNER_REACH_PX
+        height, width = mask.shape
+        y0, y1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + 1 + pad, height)
+        x0, x1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + 1 + pad, width)
+        region = mask[y0:y1, x0:x1].astype(np.uint8)
         if s.margin_px > 0:
             size = 2 * s.margin_px + 1
             region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                                   (size, size)))
-        if not region.any():
-            return None
-        return cv2.goodFeaturesToTrack(gray, s.max_features, s.quality, s.min_distance,
-                                       mask=region * 255, blockSize=5)
+        corners = cv2.goodFeaturesToTrack(np.ascontiguousarray(gray[y0:y1, x0:x1]),
+                                          s.max_features, s.quality, s.min_distance,
+                                          mask=region * 255, blockSize=5)
+        if corners is not None:
+            corners += np.array([x0, y0], np.float32)
+        return corners
 
     def _lose(self, reason: str) -> TrackResult:
         age = self.age + 1

@@ -195,3 +195,24 @@ def test_stream_gives_every_frame_of_a_pan_a_mask_from_late_answers():
     assert {a for a in ages if a} == set(range(11, 20))      # carried 11..19 frames
     ious = [iou(answered[i][0], views[i].object_mask(1)) for i in window]
     assert min(ious) >= 0.85, ious
+
+
+@pytest.mark.parametrize("box", [(100, 160, 120, 200), (0, 40, 0, 60), (200, 240, 260, 320)])
+def test_corners_are_those_of_the_whole_frame(texture, box):
+    """The tracker looks for corners in the mask's box only: the same corners as the whole frame."""
+    gray = to_gray(texture)
+    mask = np.zeros(gray.shape, bool)
+    y0, y1, x0, x1 = box
+    mask[y0:y1, x0:x1] = True
+    s = TrackerSettings()
+    size = 2 * s.margin_px + 1
+    region = cv2.dilate(mask.astype(np.uint8),
+                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    whole = cv2.goodFeaturesToTrack(gray, s.max_features, s.quality, s.min_distance,
+                                    mask=region * 255, blockSize=5)
+    tracker = MaskTracker(s)
+    assert tracker.start(gray, mask)
+    corners = tracker._points
+    assert corners.shape == whole.shape
+    assert {tuple(p) for p in corners.reshape(-1, 2).tolist()} == \
+        {tuple(p) for p in whole.reshape(-1, 2).tolist()}
