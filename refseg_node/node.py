@@ -129,11 +129,12 @@ class RefSegNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Load the model and start the worker."""
-        serving = describe_threads(configure_serving())  # threads + allocator, before the model
+        model = self._workers.model  # torch runs on this one thread only (refseg_node.workers)
+        serving = describe_threads(model.call(configure_serving))  # before the model
         path, s = self.checkpoint_path(), self._settings
         try:
-            segmenter = Segmenter.from_checkpoint(path, device=s.device, precision=s.precision,
-                                                  channels_last=s.channels_last)
+            segmenter = model.call(Segmenter.from_checkpoint, path, device=s.device,
+                                   precision=s.precision, channels_last=s.channels_last)
         except Exception as err:  # noqa: BLE001 - any load failure keeps the node inactive
             self.get_logger().error(f"cannot activate: loading {path} failed: {err}")
             return TransitionCallbackReturn.FAILURE
@@ -296,9 +297,9 @@ def main(args=None) -> int:
             # One executor thread: callbacks only store (the worker thread segments), run one at
             # a time in arrival order (a thread pool let a flood of queries finish out of order),
             # and a single thread takes a frame off the wire faster than a thread pool
-            # (bench/node_bench.py: 1280x720 receive 35 -> 17 ms). A /refseg/segment call runs
-            # its inference on this thread: frames arriving meanwhile wait in the reader
-            # (latest wins), queries queue in order.
+            # (bench/node_bench.py: 1280x720 receive 35 -> 17 ms). A /refseg/segment call waits
+            # here for its inference (on the model thread): frames arriving meanwhile wait in
+            # the reader (latest wins), queries queue in order.
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             if node.get_parameter("autostart").value:
