@@ -20,7 +20,7 @@ from refseg_node.harness import make_checkpoint, wait_until
 from refseg_node.image_conversion import rgb8_msg
 from refseg_node.parameters import PARAMETERS, Settings
 from refseg_node.pipeline import NotActiveError
-from refseg_node.workers import Workers, frame_timings, header_seconds, tracked_frame_timings
+from refseg_node.workers import ModelThread, Workers, frame_timings, header_seconds, tracked_frame_timings
 
 
 def settings(**values) -> Settings:
@@ -120,3 +120,23 @@ def test_live_settings_are_read_for_every_frame(tmp_path):
         wait_until(lambda: len(rec.published) == 2, 30.0, "the answer in continuous mode")
     finally:
         workers.stop()
+
+
+def test_model_thread_runs_every_call_on_one_thread():
+    """Calls from any thread run on the one model thread; its errors reach the caller."""
+    model = ModelThread()
+    try:
+        ran_on = {model.call(threading.get_ident)}
+        others = [threading.Thread(target=lambda: ran_on.add(model.call(threading.get_ident)))
+                  for _ in range(3)]
+        for thread in others:
+            thread.start()
+        for thread in others:
+            thread.join()
+        assert len(ran_on) == 1
+        assert threading.get_ident() not in ran_on
+        assert model.call(divmod, 7, 2) == (3, 1)
+        with pytest.raises(ZeroDivisionError):
+            model.call(divmod, 1, 0)
+    finally:
+        model.close()
