@@ -20,7 +20,13 @@ from refseg_node.harness import make_checkpoint, wait_until
 from refseg_node.image_conversion import rgb8_msg
 from refseg_node.parameters import PARAMETERS, Settings
 from refseg_node.pipeline import NotActiveError
-from refseg_node.workers import ModelThread, Workers, frame_timings, header_seconds, tracked_frame_timings
+from refseg_node.workers import (
+    ModelThread,
+    Workers,
+    frame_timings,
+    header_seconds,
+    tracked_frame_timings,
+)
 
 
 def settings(**values) -> Settings:
