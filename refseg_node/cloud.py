@@ -6,7 +6,12 @@ depth outliers are dropped with a robust distance from the region's median depth
 absolute deviation, MAD), and only then are the pixels back-projected with the pinhole ``K``.
 The extent is robust too: its centre is the per-axis median of the kept points, its
 axis-aligned size the span between the 2nd and 98th percentiles, and its principal axes the
-eigenvectors of the points' covariance (PCA), largest spread first. Everything here is pure numpy
+eigenvectors of the points' covariance (PCA), largest spread first. Both choices shorten the
+span by construction, so the sizes are corrected for them: a percentile span is divided by the
+share of a uniform spread it covers (0.96: pixel rows and columns sample the surface evenly), and
+what the erosion took off the target's span across the view (in pixels, measured on the pixels
+with a valid depth: none where the depth, not the mask, bounds the target) is added back at the
+points' median depth. Everything here is pure numpy
 and OpenCV; :mod:`refseg_node.pointcloud2` turns the points into a ``sensor_msgs/PointCloud2``.
 """
 
@@ -22,6 +27,8 @@ from refseg_node.geometry import Intrinsics
 
 # Percentiles of the robust span (the Segmentation message documents the same numbers).
 LOW_PERCENTILE, HIGH_PERCENTILE = 2.0, 98.0
+# The share of a uniform spread between those percentiles: span / share estimates the full span.
+UNIFORM_SHARE = (HIGH_PERCENTILE - LOW_PERCENTILE) / 100.0
 MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 
 
@@ -66,13 +73,16 @@ class TargetPoints:
     """The kept points (Nx3 float32 metres, camera optical frame) and their colours (Nx3 uint8).
 
     ``reason`` says why there are none (or too few for an extent); ``""`` otherwise.
-    ``eroded`` tells whether the eroded region was used (a region too thin to erode is used whole).
+    ``eroded`` tells whether the eroded region was used (a region too thin to erode is used whole);
+    ``trimmed_px``: how much shorter (columns, rows) the erosion made the 2nd..98th percentile
+    span of the region's pixels with a valid depth.
     """
 
     xyz: np.ndarray
     rgb: np.ndarray
     reason: str = ""
     eroded: bool = True
+    trimmed_px: tuple[float, float] = (0.0, 0.0)
 
     def __len__(self) -> int:
         """Return the number of points."""
@@ -83,10 +93,11 @@ class TargetPoints:
 class Extent:
     """The 3D extent of a set of points (metres, their frame).
 
-    ``center``: per-axis median; ``size``: per-axis 2nd..98th percentile span; ``axes``: 3x3,
-    row i the unit principal axis i (largest spread first, right-handed); ``principal_sizes``:
-    the 2nd..98th percentile span along each axis; ``box_center``: the centre of the box those
-    spans make (for drawing it; the robust centre of the target is ``center``).
+    ``center``: per-axis median; ``size``: per-axis 2nd..98th percentile span over
+    :data:`UNIFORM_SHARE`, plus ``margin``; ``axes``: 3x3, row i the unit principal axis i
+    (largest spread first, right-handed); ``principal_sizes``: the same along each axis (the
+    margin projected on it); ``box_center``: the centre of the box those spans make (for
+    drawing it; the robust centre of the target is ``center``).
     """
 
     center: np.ndarray
@@ -185,7 +196,8 @@ def target_points(depth_m: np.ndarray, region: np.ndarray, k: Intrinsics,
     colours = (np.asarray(rgb)[rows, cols, :3].astype(np.uint8) if rgb is not None
                else np.full((z.size, 3), 128, np.uint8))
     xyz, colours = voxel_downsample(xyz, colours, settings.voxel)
-    points = TargetPoints(xyz, colours, "", used_eroded)
+    trimmed = _trimmed_px(region & valid, eroded) if used_eroded else (0.0, 0.0)
+    points = TargetPoints(xyz, colours, "", used_eroded, trimmed)
     if len(points) < settings.min_points:
         return _with_reason(points, f"only {len(points)} of the target's {int(region.sum())} "
                                     f"pixels gave reliable 3D points (need "
@@ -194,7 +206,17 @@ def target_points(depth_m: np.ndarray, region: np.ndarray, k: Intrinsics,
 
 
 def _with_reason(points: TargetPoints, reason: str) -> TargetPoints:
-    return TargetPoints(points.xyz, points.rgb, reason, points.eroded)
+    return TargetPoints(points.xyz, points.rgb, reason, points.eroded, points.trimmed_px)
+
+
+def _trimmed_px(whole: np.ndarray, eroded: np.ndarray) -> tuple[float, float]:
+    """Return how much the (columns, rows) percentile span of ``eroded`` is short of ``whole``'s."""
+    def spans(mask):
+        rows, cols = np.nonzero(mask)
+        return np.ptp(np.percentile(np.stack([cols, rows]), [LOW_PERCENTILE, HIGH_PERCENTILE],
+                                    axis=1), axis=0)
+    shorter = np.maximum(spans(whole) - spans(eroded), 0.0)
+    return float(shorter[0]), float(shorter[1])
 
 
 def principal_axes(xyz: np.ndarray) -> np.ndarray:
@@ -221,9 +243,13 @@ def robust_span(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarr
     return lo, hi
 
 
-def extent(xyz: np.ndarray) -> Extent:
-    """Return the robust :class:`Extent` of Nx3 points (at least 3, not all on one line)."""
+def extent(xyz: np.ndarray, margin=(0.0, 0.0, 0.0)) -> Extent:
+    """Return the robust :class:`Extent` of Nx3 points (at least 3, not all on one line).
+
+    ``margin``: metres per axis x y z added to the sizes (what the erosion took off the region).
+    """
     xyz = np.asarray(xyz, dtype=np.float64)
+    margin = np.asarray(margin, dtype=np.float64)
     if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) < 3:
         raise ValueError(f"extent needs Nx3 points with N >= 3, got shape {xyz.shape}")
     center = np.median(xyz, axis=0)
@@ -233,7 +259,8 @@ def extent(xyz: np.ndarray) -> Extent:
     projected = (xyz - mean) @ axes.T
     plo, phi = robust_span(projected)
     box_center = mean + ((plo + phi) / 2) @ axes
-    return Extent(center=center, size=hi - lo, axes=axes, principal_sizes=phi - plo,
+    return Extent(center=center, size=(hi - lo) / UNIFORM_SHARE + margin, axes=axes,
+                  principal_sizes=(phi - plo) / UNIFORM_SHARE + np.abs(axes) @ margin,
                   box_center=box_center, num_points=len(xyz))
 
 
@@ -256,4 +283,7 @@ def target_geometry(depth_m: np.ndarray, region: np.ndarray, k: Intrinsics,
     spread = float(np.ptp(points.xyz, axis=0).max()) if len(points) else 0.0
     if not math.isfinite(spread) or spread <= 0:
         return TargetGeometry(points, None, "the target's points are all at one place")
-    return TargetGeometry(points, extent(points.xyz))
+    # What the erosion took off across the view, at the target's depth.
+    z = float(np.median(points.xyz[:, 2]))
+    margin = np.array([points.trimmed_px[0] * z / k.fx, points.trimmed_px[1] * z / k.fy, 0.0])
+    return TargetGeometry(points, extent(points.xyz, margin))

@@ -125,16 +125,19 @@ def test_extent_of_a_rotated_box_of_points():
     e = extent(xyz)
     assert e.num_points == 20000
     np.testing.assert_allclose(e.center, centre, atol=0.003)
-    # the 2nd..98th percentile span of a uniform spread is 96 % of it
-    np.testing.assert_allclose(e.principal_sizes, 0.96 * np.array([0.20, 0.08, 0.04]),
-                               rtol=0.02)
+    # the 2nd..98th percentile span of a uniform spread is 96 % of it: corrected for
+    np.testing.assert_allclose(e.principal_sizes, [0.20, 0.08, 0.04], rtol=0.02)
+    grown = extent(xyz, margin=(0.01, 0.02, 0.0))  # the erosion's width, added across the view
+    np.testing.assert_allclose(grown.size - e.size, [0.01, 0.02, 0.0], atol=1e-12)
+    np.testing.assert_allclose(grown.principal_sizes - e.principal_sizes,
+                               np.abs(e.axes) @ [0.01, 0.02, 0.0], atol=1e-12)
     assert abs(e.axes[0] @ rotation[:, 0]) == pytest.approx(1.0, abs=1e-3)
     assert abs(e.axes[2][2]) == pytest.approx(1.0, abs=1e-3)
     assert np.linalg.det(e.axes) == pytest.approx(1.0)
     np.testing.assert_allclose(e.axes @ e.axes.T, np.eye(3), atol=1e-9)
     np.testing.assert_allclose(e.box_center, centre, atol=0.003)
     span = np.ptp(xyz, axis=0)
-    assert np.all(e.size < span) and np.all(e.size > 0.8 * span)
+    assert np.all(e.size <= 1.01 * span) and np.all(e.size > 0.8 * span)
 
 
 def test_principal_axes_signs_are_reproducible():
@@ -184,13 +187,12 @@ def test_demo_target_points_lie_on_its_surface(demo):
 
 
 def test_demo_target_extent_matches_the_cup(demo):
-    """Centre inside the cup's true box; width and height within the budget below.
+    """Centre inside the cup's true box; width and height within 10 % of the true span.
 
-    The robust span is shorter than the true one by construction: the erosion takes
-    ``erode_px`` pixels (2 x 2 x z / f, about 6 mm here) off each axis, the 2..98 percentile
-    span drops 4 % of a uniform spread, and the thin handle has too few points to survive the
-    percentiles. So the measured size is at most the true size (plus the 1 mm of the depth
-    rounding) and, with those losses, not less than 80 % of it (the issue's bound is 20 %).
+    The erosion (``erode_px`` pixels off each side, 2 x 2 x z / f, about 7 mm here) and the
+    2..98 percentile span (96 % of a uniform spread) are corrected for; what is left short is
+    the thin handle, whose few points do not survive the percentiles (measured: width 0.98,
+    height 0.95 of the truth, against 0.89 and 0.86 before the correction).
     """
     from refseg_model.synth.motion import inside_true_box, visible_surface
 
@@ -201,5 +203,5 @@ def test_demo_target_extent_matches_the_cup(demo):
     assert inside_true_box(scene, 1, e.center)
     true_span = np.ptp(visible_surface(scene, 1), axis=0)
     for axis in (0, 1):
-        assert 0.8 * true_span[axis] <= e.size[axis] <= true_span[axis] + 0.001
+        assert 0.9 * true_span[axis] <= e.size[axis] <= 1.1 * true_span[axis]
     assert e.principal_sizes[0] <= np.linalg.norm(true_span) + 0.001

@@ -55,7 +55,7 @@ def test_box_marker_is_oriented_along_the_principal_axes(box_extent):
     # the box's own x axis is the largest spread: the rotated 0.2 m side
     assert abs(matrix[:, 0] @ rotation[:, 0]) == pytest.approx(1.0, abs=1e-3)
     assert (box.scale.x, box.scale.y, box.scale.z) == pytest.approx(
-        0.96 * np.array([0.2, 0.1, 0.05]), rel=0.03)
+        np.array([0.2, 0.1, 0.05]), rel=0.03)
     assert (axes.id, axes.type) == (2, axes.LINE_LIST)
     assert len(axes.points) == 6 and len(axes.colors) == 6
     start, end = axes.points[0], axes.points[1]

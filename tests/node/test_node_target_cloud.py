@@ -105,11 +105,15 @@ def test_cloud_is_the_masks_points_on_the_true_cup(start_node, graph, io, demo, 
     exact = scene.depth_m[v, u]
     assert np.abs(xyz[:, 2] - exact).max() <= DEPTH_STEP + 1e-6     # metres, within the rounding
     np.testing.assert_array_equal(rgb, scene.rgb[v, u])  # colours of their pixels
-    # the Segmentation's extent is the extent of the published points
+    # the Segmentation's extent is the extent of the published points, its size across the view
+    # grown by what the erosion took off: 2 px a side, more on thin parts (the handle)
     e = extent(xyz)
     c, size = seg.center_3d, seg.size_3d
     assert (c.x, c.y, c.z) == pytest.approx(e.center, abs=1e-6)
-    assert (size.x, size.y, size.z) == pytest.approx(e.size, abs=1e-6)
+    assert size.z == pytest.approx(e.size[2], abs=1e-6)
+    pixel_m = c.z / scene.K[0, 0], c.z / scene.K[1, 1]
+    for grown, own, metres in ((size.x, e.size[0], pixel_m[0]), (size.y, e.size[1], pixel_m[1])):
+        assert 2 * metres <= grown - own <= 8 * metres
     axes = np.array([[a.x, a.y, a.z] for a in seg.principal_axes])
     np.testing.assert_allclose(np.abs(np.sum(axes * e.axes, axis=1)), 1.0, atol=1e-5)
     assert inside_true_box(scene, 1, (c.x, c.y, c.z))
@@ -119,10 +123,11 @@ def test_cloud_is_the_masks_points_on_the_true_cup(start_node, graph, io, demo, 
 def test_extent_matches_the_cups_true_size(start_node, graph, io, demo, checkpoints):
     """The true size: the span of the cup's visible surface, traced finer than the pixels.
 
-    The percentile span (2nd..98th) is shorter than the full span by construction: 4 % of a
-    uniform spread, more where the thin handle's few points are trimmed. With no erosion at the
-    cup's edge here (the mask is the whole picture) the measured width and height must lie
-    between 85 % and 100 % of the truth (+ 1 mm of depth rounding); measured here: 93 %, 91 %.
+    The percentile span (2nd..98th, divided by 0.96 for a uniform spread) still loses the thin
+    handle's few points. The depth, not the mask, bounds the cup here (the mask is the whole
+    picture), so the erosion takes nothing off the cup and nothing is added back: the measured
+    width and height must lie between 85 % and 100 % of the truth (+ 1 mm of depth rounding);
+    measured here: 97 %, 94 %.
     """
     from scipy.spatial.transform import Rotation
 
