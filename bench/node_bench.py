@@ -268,16 +268,8 @@ def model_alone(checkpoint: Path, image, frames: int, gap: float = 0.0) -> dict:
     """
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu")  # the node's default path
     rgb = to_rgb(image, 10 ** 8)
-    if gap <= 0:
-        times = time_calls(lambda: seg.predict(rgb, QUERY), 2, frames, lambda: None, 60.0)
-    else:
-        times = []
-        for i in range(frames + 2):  # the first 2 warm up
-            time.sleep(gap)
-            tick = time.perf_counter()
-            seg.predict(rgb, QUERY)
-            if i >= 2:
-                times.append(time.perf_counter() - tick)
+    times = time_calls(lambda: seg.predict(rgb, QUERY), 2, frames, lambda: None, 60.0,
+                       pause=max(gap, 0.0))
     seg.release()
     return summarize(times)
 

@@ -19,17 +19,20 @@ def summarize(seconds: list[float]) -> dict:
 
 
 def time_calls(fn: Callable[[], object], warmup: int, iters: int, sync: Callable[[], None],
-               max_seconds: float | None = None) -> list[float]:
+               max_seconds: float | None = None, pause: float = 0.0) -> list[float]:
     """Run ``fn`` ``warmup`` times untimed, then up to ``iters`` times timed.
 
     Timing stops early (after at least two timed calls) once ``max_seconds`` have passed.
+    ``pause``: seconds idle (untimed) before every call.
     """
     for _ in range(warmup):
+        time.sleep(pause)
         fn()
     sync()
     times: list[float] = []
     start = time.perf_counter()
     for _ in range(iters):
+        time.sleep(pause)
         tick = time.perf_counter()
         fn()
         sync()

@@ -177,11 +177,11 @@ def target_points(depth_m: np.ndarray, region: np.ndarray, k: Intrinsics,
     eroded = erode_region(region, settings.erode_px) & valid
     used_eroded = int(eroded.sum()) >= settings.min_points
     chosen = eroded if used_eroded else region & valid
-    if settings.stride > 1:
-        grid = np.zeros_like(chosen)
-        grid[::settings.stride, ::settings.stride] = True
-        chosen &= grid
     rows, cols = np.nonzero(chosen)
+    trimmed = _trimmed_px(region & valid, cols, rows) if used_eroded else (0.0, 0.0)
+    if settings.stride > 1:
+        on_grid = (rows % settings.stride == 0) & (cols % settings.stride == 0)
+        rows, cols = rows[on_grid], cols[on_grid]
     if rows.size == 0:
         return _with_reason(none, f"none of the target's {int(region.sum())} pixels has a "
                                   "valid depth")
@@ -196,7 +196,6 @@ def target_points(depth_m: np.ndarray, region: np.ndarray, k: Intrinsics,
     colours = (np.asarray(rgb)[rows, cols, :3].astype(np.uint8) if rgb is not None
                else np.full((z.size, 3), 128, np.uint8))
     xyz, colours = voxel_downsample(xyz, colours, settings.voxel)
-    trimmed = _trimmed_px(region & valid, eroded) if used_eroded else (0.0, 0.0)
     points = TargetPoints(xyz, colours, "", used_eroded, trimmed)
     if len(points) < settings.min_points:
         return _with_reason(points, f"only {len(points)} of the target's {int(region.sum())} "
@@ -209,13 +208,13 @@ def _with_reason(points: TargetPoints, reason: str) -> TargetPoints:
     return TargetPoints(points.xyz, points.rgb, reason, points.eroded, points.trimmed_px)
 
 
-def _trimmed_px(whole: np.ndarray, eroded: np.ndarray) -> tuple[float, float]:
-    """Return how much the (columns, rows) percentile span of ``eroded`` is short of ``whole``'s."""
-    def spans(mask):
-        rows, cols = np.nonzero(mask)
+def _trimmed_px(whole: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
+    """Return how far the (columns, rows) percentile span of eroded pixels is below ``whole``'s."""
+    def spans(cols, rows):
         return np.ptp(np.percentile(np.stack([cols, rows]), [LOW_PERCENTILE, HIGH_PERCENTILE],
                                     axis=1), axis=0)
-    shorter = np.maximum(spans(whole) - spans(eroded), 0.0)
+    whole_rows, whole_cols = np.nonzero(whole)
+    shorter = np.maximum(spans(whole_cols, whole_rows) - spans(cols, rows), 0.0)
     return float(shorter[0]), float(shorter[1])
 
 

@@ -40,6 +40,15 @@ class Target:
     regions: tuple[Region, ...] = ()  # ranked, primary first (at most ``max_regions``)
 
 
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Return ``(y0, y1, x0, x1)``, the bounding box of HxW bool ``mask`` (None when empty)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def no_target(shape: tuple[int, int]) -> Target:
     """Return the empty target for a mask of ``shape``."""
     return Target(False, np.zeros(shape, bool), (0.0, 0.0), (0, 0, 0, 0), 0, 0.0, 0, 0)
@@ -56,13 +65,12 @@ def primary_target(mask: np.ndarray, probs: np.ndarray, max_regions: int = 0) ->
     probs = np.asarray(probs)
     if mask.ndim != 2 or probs.shape != mask.shape:
         raise ValueError(f"mask {mask.shape} and probs {probs.shape} must be the same HxW shape")
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    box = mask_box(mask)
+    if box is None:
         return no_target(mask.shape)
-    cols = np.flatnonzero(mask.any(axis=0))
     # Label the mask's bounding box only (a target is a small part of the frame): the same
     # components in the same raster order as labelling the whole frame, at a fraction of the cost.
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    y0, y1, x0, x1 = box
     box = np.ascontiguousarray(mask[y0:y1, x0:x1])
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(
         box.view(np.uint8), connectivity=8)

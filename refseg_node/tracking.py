@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from refseg_node.targets import mask_box
+
 
 @dataclass(frozen=True)
 class TrackerSettings:
@@ -129,16 +131,15 @@ class MaskTracker:
 
     def _corners(self, gray: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
         s = self.settings
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
+        box = mask_box(mask)
+        if box is None:
             return None
-        cols = np.flatnonzero(mask.any(axis=0))
         # Work on the mask's box grown by the margin and by the detector's reach (3x3 Sobel,
         # 5x5 block): the same corners as on the whole frame, for the price of the box.
         pad = max(s.margin_px, 0) + CORNER_REACH_PX
         height, width = mask.shape
-        y0, y1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + 1 + pad, height)
-        x0, x1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + 1 + pad, width)
+        y0, y1 = max(box[0] - pad, 0), min(box[1] + pad, height)
+        x0, x1 = max(box[2] - pad, 0), min(box[3] + pad, width)
         region = mask[y0:y1, x0:x1].astype(np.uint8)
         if s.margin_px > 0:
             size = 2 * s.margin_px + 1
