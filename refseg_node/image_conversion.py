@@ -10,6 +10,7 @@ can log it and skip the frame instead of producing a wrong mask.
 
 from __future__ import annotations
 
+import array as array_module
 import io
 import sys
 from dataclasses import dataclass
@@ -214,7 +215,10 @@ def array_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
     msg.encoding = encoding
     msg.is_bigendian = sys.byteorder == "big"
     msg.step = msg.width * enc.channels * enc.dtype.itemsize
-    msg.data = np.ascontiguousarray(array).tobytes()
+    data = array_module.array("B")
+    # One copy, straight into the message's buffer (frombytes takes a byte view only).
+    data.frombytes(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    msg.data = data
     return msg
 
 
@@ -223,9 +227,9 @@ def mono8_msg(mask: np.ndarray, header=None) -> Image:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ConversionError(f"a mask must be 2-D, got shape {mask.shape}")
-    pixels = np.empty(mask.shape, np.uint8)
-    np.multiply(mask != 0, 255, out=pixels, casting="unsafe")
-    return array_to_image(pixels, "mono8", header)
+    # A bool mask's bytes are 0 / 1 already: one uint8 multiply, no wider temporary.
+    ones = mask if mask.dtype == np.bool_ else mask != 0
+    return array_to_image(ones.view(np.uint8) * np.uint8(255), "mono8", header)
 
 
 def bgr8_msg(image: np.ndarray, header=None) -> Image:

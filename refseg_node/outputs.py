@@ -1,8 +1,8 @@
 """The node's publishers, and the one place a FrameResult becomes published messages.
 
-``Outputs.publish(result, rgb, settings)`` builds every output message of one frame
-(``messages``) and publishes it; a new output (a topic, a field) is added here and in
-``messages``. A failed publish is warned about, never raised.
+``Outputs.publish(result, rgb, settings)`` builds the output messages of one frame
+(``messages``) and publishes them on the topics that have subscribers; a new output (a topic,
+a field) is added here and in ``messages``. A failed publish is warned about, never raised.
 """
 
 from __future__ import annotations
@@ -49,14 +49,21 @@ class Outputs:
             self._node.destroy_lifecycle_publisher(publisher)
         self.publishers = {}
 
-    def _publish(self, name: str, msg) -> None:
+    def _publish(self, name: str, msg) -> bool:
+        """Publish ``msg`` on output ``name`` if anyone subscribes; return whether it went out.
+
+        ``msg`` may be a callable that builds the message: it is then built only when it is
+        wanted (a topic nobody subscribes to costs nothing, as with image_transport).
+        """
         publisher = self.publishers.get(name)
-        if publisher is None:
-            return
+        if publisher is None or publisher.get_subscription_count() == 0:
+            return False
         try:
-            publisher.publish(msg)
+            publisher.publish(msg() if callable(msg) else msg)
         except Exception as err:  # noqa: BLE001 - a failed publish must not stop the node
             self._warn(f"publish_{name}", f"could not publish on {publisher.topic_name}: {err}")
+            return False
+        return True
 
     def wanted(self, name: str) -> bool:
         """Return whether anyone subscribes to output ``name``."""
@@ -66,16 +73,18 @@ class Outputs:
     def publish(self, result: messages.FrameResult, rgb, settings) -> None:
         """Publish every output of one segmented frame."""
         segmentation = messages.segmentation_msg(result)
+        # The full answer first (a planner's one message: mask, target, regions, 3D): the
+        # other outputs are parts of it and must not delay it.
+        self._publish("segmentation", segmentation)
         self._publish("mask", segmentation.mask)
         if result.target.found:
-            self._publish("centroid", messages.centroid_msg(result))
+            self._publish("centroid", lambda: messages.centroid_msg(result))
         if result.point is not None:
             self._publish("target_point", segmentation.target_point)
-        self._publish("segmentation", segmentation)
         if result.point is not None or self._marker_shown:
-            self._publish("marker", messages.marker_msg(result.header, result.point,
-                                                        settings.marker_scale))
-            self._marker_shown = result.point is not None
+            shown = self._publish("marker", lambda: messages.marker_msg(
+                result.header, result.point, settings.marker_scale))
+            self._marker_shown = shown and result.point is not None
         self._publish_geometry(result)
         if settings.publish_overlay and self.wanted("overlay"):
             text = result.expression if result.target.found else (
@@ -90,10 +99,12 @@ class Outputs:
         """Publish the target's box and axes markers and, when subscribed, its points."""
         geometry = result.geometry
         extent = geometry.extent if geometry is not None else None
-        if extent is not None or self._extent_shown:
-            for marker in extent_messages.extent_markers(result.header, extent):
-                self._publish("marker", marker)
-            self._extent_shown = extent is not None
+        if (extent is not None or self._extent_shown) and self.wanted("marker"):
+            shown = [self._publish("marker", marker)
+                     for marker in extent_messages.extent_markers(result.header, extent)]
+            self._extent_shown = all(shown) and extent is not None
+        else:
+            self._extent_shown = False
         if geometry is not None and len(geometry.points) and self.wanted("target_cloud"):
             self._publish("target_cloud",
                           extent_messages.target_cloud_msg(result.header, geometry.points))

@@ -1,8 +1,8 @@
 """The node's threads: worker (the model), tracker (masks carried by optical flow), model thread.
 
 :class:`Workers` owns what they share: the :class:`~refseg_node.scheduler.FrameScheduler` under
-one condition variable, the depth and CameraInfo cache, the loaded ``Segmenter`` under a lock
-and the :class:`~refseg_node.tracking.TrackedStream`. The node's callbacks hand it frames and
+one condition variable, the depth and CameraInfo cache, the loaded ``Segmenter`` (touched on the
+model thread only) and the :class:`~refseg_node.tracking.TrackedStream`. The node's callbacks hand it frames and
 queries (and wake the threads); the worker segments the latest frame for the active query, the
 tracker answers the frames that arrive while the model is busy with the model's last mask moved
 onto them. Results go to the ``publish(result, rgb)`` callable, warnings to ``warn(kind, text)``
@@ -14,15 +14,18 @@ an OpenMP team for each thread that enters a parallel region, and once a process
 OpenMP threads than CPUs it stops spinning between parallel regions: every operator of a forward
 pass then pays a futex wake-up. The node used to load the model in its executor thread and run it
 in the worker: two teams, and the model ran 1.5-1.7x slower in the node than alone (measured on 2
-cores, 2026-12-01: 27 ms against 17 ms per 640x480 frame; all in one thread, 17.8 ms).
+cores, 2026-12-01: 27 ms against 17 ms per 640x480 frame; all in one thread, 17.8 ms). The
+worker's loop runs on that thread too: a frame reaches the model in one wake-up (executor ->
+model thread) instead of three (executor -> worker -> model thread -> worker).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 
 from refseg_node.image_conversion import ConversionError, to_rgb
 from refseg_node.pipeline import NotActiveError, SensorCache, carried_frame, segment_frame
@@ -31,12 +34,16 @@ from refseg_node.tracking import TrackedStream, TrackerSettings, to_gray
 
 
 def frame_timings(stamp: float, received: float, start: float, inference: float,
-                  segmented: float, published: float) -> str:
-    """Return the debug line of one segmented frame's timings (wall-clock seconds in)."""
+                  segmented: float, published: float, handed: float) -> str:
+    """Return the debug line of one segmented frame's timings (wall-clock seconds in).
+
+    ``handed``: when the tracker had the answer (after the publish, off the answer's latency).
+    """
     return (f"frame timings ms: stamp->received {1e3 * (received - stamp):.1f}, waited "
             f"{1e3 * (start - received):.1f}, model {1e3 * inference:.1f}, rest of "
             f"segmentation {1e3 * (segmented - start - inference):.1f}, publish "
-            f"{1e3 * (published - segmented):.1f}")
+            f"{1e3 * (published - segmented):.1f}, tracker hand-off "
+            f"{1e3 * (handed - published):.1f}")
 
 
 def tracked_frame_timings(age: int, received: float, times: tuple[float, ...],
@@ -61,19 +68,89 @@ def header_seconds(header) -> float:
 
 
 class ModelThread:
-    """One thread that runs every call into torch for the node (see the module's docstring)."""
+    """One thread that runs every call into torch for the node (see the module's docstring).
 
-    def __init__(self) -> None:
-        """Start no thread yet: the first :meth:`call` does."""
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refseg-model")
+    While the node is active the worker's loop itself runs on this thread (:meth:`submit`ted
+    once), so a frame goes from the executor's callback to the model in one wake-up, not three;
+    calls made meanwhile (the service, the release) wait in a queue that the loop runs between
+    frames (:meth:`run_pending`). ``cv`` is shared with the loop's own scheduler, so a queued
+    call wakes it.
+    """
+
+    def __init__(self, cv: threading.Condition | None = None) -> None:
+        """Start no thread yet: the first :meth:`submit` does."""
+        self.cv = cv if cv is not None else threading.Condition()
+        self._calls: deque[tuple[Future, Callable, tuple, dict]] = deque()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def on_thread(self) -> bool:
+        """Return whether the caller is the model thread."""
+        return threading.current_thread() is self._thread
 
     def call(self, fn: Callable, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` on the model thread; return its result or raise its error."""
-        return self._pool.submit(fn, *args, **kwargs).result()
+        if self.on_thread():
+            return fn(*args, **kwargs)
+        return self.submit(fn, *args, **kwargs).result()
+
+    def submit(self, fn: Callable, *args, **kwargs) -> Future:
+        """Queue ``fn(*args, **kwargs)`` for the model thread; return its future."""
+        future: Future = Future()
+        with self.cv:
+            if self._closed:
+                raise RuntimeError("the model thread is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._main, name="refseg-model",
+                                                daemon=True)
+                self._thread.start()
+            self._calls.append((future, fn, args, kwargs))
+            self.cv.notify_all()
+        return future
+
+    def pending(self) -> bool:
+        """Return whether calls wait in the queue."""
+        with self.cv:
+            return bool(self._calls)
+
+    def run_pending(self) -> None:
+        """Run the queued calls (on the model thread: from a long call such as the worker)."""
+        while True:
+            with self.cv:
+                if not self._calls:
+                    return
+                item = self._calls.popleft()
+            self._run(item)
 
     def close(self) -> None:
-        """Let the thread finish its call and end (no call after this)."""
-        self._pool.shutdown(wait=True)
+        """Let the thread finish its calls and end (no call after this)."""
+        with self.cv:
+            self._closed = True
+            self.cv.notify_all()
+        if self._thread is not None and not self.on_thread():
+            self._thread.join()
+
+    @staticmethod
+    def _run(item) -> None:
+        future, fn, args, kwargs = item
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - the caller gets it through the future
+            future.set_exception(err)
+        else:
+            future.set_result(result)
+
+    def _main(self) -> None:
+        while True:
+            with self.cv:
+                while not self._calls and not self._closed:
+                    self.cv.wait()
+                if not self._calls:
+                    return
+                item = self._calls.popleft()
+            self._run(item)
 
 
 class Workers:
@@ -84,12 +161,12 @@ class Workers:
                  debug: Callable[[str], None]) -> None:
         """Keep the callbacks; no thread runs before :meth:`start`."""
         self._settings, self._warn, self._publish, self._debug = settings, warn, publish, debug
-        self.cv = threading.Condition()           # guards the scheduler
+        self.cv = threading.Condition()           # guards the scheduler and the model's queue
         self.scheduler = FrameScheduler()
         self.sensors = SensorCache()
-        self._model_lock = threading.Lock()
-        self._segmenter = None
-        self.model = ModelThread()                # every call into torch goes through it
+        self._segmenter = None                    # used on the model thread only
+        self.model = ModelThread(self.cv)         # every call into torch goes through it
+        self._loop: Future | None = None          # the worker's loop, on the model thread
         self._threads: list[threading.Thread] = []
         self._track_lock = threading.Lock()      # guards the tracked stream
         self._stream = TrackedStream()
@@ -105,13 +182,11 @@ class Workers:
             self._stream = TrackedStream()
 
     def start(self, segmenter) -> None:
-        """Use ``segmenter`` and start both threads."""
-        with self._model_lock:
-            self._segmenter = segmenter
+        """Use ``segmenter``; start the worker (on the model thread) and the tracker."""
+        self.model.call(self._use, segmenter)
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._run_worker, name="refseg-worker",
-                                          daemon=True),
-                         threading.Thread(target=self._run_tracker, name="refseg-tracker",
+        self._loop = self.model.submit(self._run_worker)
+        self._threads = [threading.Thread(target=self._run_tracker, name="refseg-tracker",
                                           daemon=True)]
         for thread in self._threads:
             thread.start()
@@ -125,10 +200,16 @@ class Workers:
             if thread is not threading.current_thread():
                 thread.join()
         self._threads = []
-        with self._model_lock:
-            if self._segmenter is not None:
-                self.model.call(self._segmenter.release)
-                self._segmenter = None
+        if self._loop is not None and not self.model.on_thread():
+            self._loop.result()
+        self._loop = None
+        self.model.call(self._use, None)
+
+    def _use(self, segmenter) -> None:
+        """Make ``segmenter`` the model (None: release the current one); on the model thread."""
+        if self._segmenter is not None and self._segmenter is not segmenter:
+            self._segmenter.release()
+        self._segmenter = segmenter
 
     def totals(self) -> tuple[int, int, int]:
         """Return the frames received, segmented and dropped since the last reset."""
@@ -176,14 +257,20 @@ class Workers:
 
         Raises ``ConversionError`` for an unusable image and ``NotActiveError`` without a model.
         """
-        with self._model_lock:
-            return self.model.call(segment_frame, self._segmenter, image, command, expression,
-                                   self._settings(), self.sensors, self._warn)
+        return self.model.call(self._segment_here, image, command, expression)
+
+    def _segment_here(self, image, command: str, expression: str):
+        return segment_frame(self._segmenter, image, command, expression, self._settings(),
+                             self.sensors, self._warn)
 
     # -- the worker ----------------------------------------------------------------------------
     def _run_worker(self) -> None:
+        """Run the worker's loop (on the model thread): the queued model calls, then frames."""
         while not self._stop.is_set():
+            self.model.run_pending()
             with self.cv:
+                if self.model.pending():
+                    continue
                 s = self._settings()
                 job = self.scheduler.next_job(time.monotonic(), s.mode, s.max_rate_hz)
                 if not isinstance(job, Job):
@@ -214,11 +301,12 @@ class Workers:
             self.scheduler.job_done()
         segmented = time.time()
         self._publish(result, rgb)
+        published = time.time()
         # After the answer is out: starting the tracker (corners, catching up the frames that
         # arrived meanwhile) costs milliseconds that the answer's latency need not carry.
         self._hand_to_tracker(job, result, rgb)
         self._debug(frame_timings(header_seconds(job.frame.header), job.received, start,
-                                  result.inference_time, segmented, time.time()))
+                                  result.inference_time, segmented, published, time.time()))
 
     def _wait_min_inference_time(self, start: float) -> None:
         """Hold the answer until ``min_inference_time`` has passed (a testing aid; 0 = off)."""

@@ -43,11 +43,13 @@ class Recorder:
     def __init__(self, s: Settings):
         self.settings = s
         self.published, self.warnings, self.debug = [], [], []
+        self.published_on: set[int] = set()       # the threads that published
         self.lock = threading.Lock()
 
     def publish(self, result, rgb):
         with self.lock:
             self.published.append(result)
+            self.published_on.add(threading.get_ident())
 
     def workers(self) -> Workers:
         return Workers(lambda: self.settings, lambda k, t: self.warnings.append((k, t)),
@@ -57,9 +59,9 @@ class Recorder:
 def test_frame_timings_and_header_seconds():
     assert header_seconds(frame(0).header) == pytest.approx(10.5)
     line = frame_timings(stamp=1.0, received=1.010, start=1.030, inference=0.100,
-                         segmented=1.140, published=1.145)
+                         segmented=1.140, published=1.145, handed=1.148)
     assert line == ("frame timings ms: stamp->received 10.0, waited 20.0, model 100.0, rest of "
-                    "segmentation 10.0, publish 5.0")
+                    "segmentation 10.0, publish 5.0, tracker hand-off 3.0")
     line = tracked_frame_timings(3, 1.0, (1.002, 1.003, 1.010, 1.011, 1.020, 1.022), 0.0155)
     assert line == ("tracked frame timings ms (age 3): waited 2.0, convert 1.0, track 7.0, depth "
                     "wait 1.0, rest of the frame 9.0, publish 2.0; thread cpu 15.5")
@@ -100,6 +102,8 @@ def test_the_worker_segments_frames_after_the_query_and_releases_the_model(tmp_p
         assert rec.debug[0].startswith("frame timings ms: ")
         assert workers.totals() == (2, 1, 1)     # frame 0, replaced unsegmented, is dropped
         assert workers.take_counts().processed == 1 and workers.take_counts().processed == 0
+        # The worker's loop runs on the model thread: one wake-up from a frame to the model.
+        assert rec.published_on == {workers.model.call(threading.get_ident)}
         direct, rgb = workers.segment(frame(2), "the cup", "the cup")   # the service's path
         assert direct.target.found and rgb.shape == (48, 64, 3)
     finally:
@@ -144,5 +148,23 @@ def test_model_thread_runs_every_call_on_one_thread():
         assert model.call(divmod, 7, 2) == (3, 1)
         with pytest.raises(ZeroDivisionError):
             model.call(divmod, 1, 0)
+        # A long call (the worker's loop) runs the calls queued meanwhile with run_pending.
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                model.run_pending()
+                with model.cv:
+                    if not model.pending():
+                        model.cv.wait(0.5)
+            return "loop done"
+
+        running = model.submit(loop)
+        assert model.call(threading.get_ident) in ran_on        # served by the loop
+        assert model.call(lambda: model.call(divmod, 9, 4)) == (2, 1)  # re-entrant: no deadlock
+        stop.set()
+        assert running.result(timeout=5.0) == "loop done"
     finally:
         model.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        model.call(divmod, 1, 1)
