@@ -7,6 +7,9 @@ and warn callables are plain lists here.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -168,3 +171,16 @@ def test_model_thread_runs_every_call_on_one_thread():
         model.close()
     with pytest.raises(RuntimeError, match="closed"):
         model.call(divmod, 1, 1)
+
+
+@pytest.mark.parametrize("user_value", [None, "5"])
+def test_the_node_package_sets_libgomps_spin_before_torch_loads(user_value):
+    """Importing refseg_node first sets GOMP_SPINCOUNT (a value the user set is kept)."""
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if user_value is not None:
+        env["GOMP_SPINCOUNT"] = user_value
+    code = ("import os, refseg_node, torch; torch.ones(4).sum();"
+            "print(os.environ['GOMP_SPINCOUNT'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == (user_value or "30000")
