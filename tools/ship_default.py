@@ -1,20 +1,52 @@
 """Export a training checkpoint as the shipped default: weights, config, vocabulary; no optimiser.
 
 python tools/ship_default.py runs/tabletop/best.pt model/refseg_model/weights/tabletop.pt
+python tools/ship_default.py runs/tabletop/last.pt runs/final/final384.pt --input 384x288
+
+``--input WxH`` sets the network's input size (the network is fully convolutional: the same
+weights run at any multiple of the stride; a larger input helps small objects, at the cost of
+the pixels). The calibrated threshold of the source is dropped then: calibrate again.
 """
 
+import argparse
 import sys
 
 from refseg_model.checkpoint import load_checkpoint, save_inference_checkpoint
 
 
+def with_input(payload: dict, width: int, height: int) -> dict:
+    """Return ``payload`` set to run at ``width`` x ``height`` (multiples of the stride)."""
+    stride = int(payload["preprocessing"].get("stride", 32))
+    if width <= 0 or height <= 0 or width % stride or height % stride:
+        raise ValueError(f"input {width}x{height}: both sides must be positive multiples of "
+                         f"the network's stride {stride}")
+    out = dict(payload)
+    for key in ("model_config", "preprocessing"):
+        out[key] = dict(payload[key], input_size=width, input_height=height)
+    out.pop("threshold", None)        # chosen at the old size: calibrate again
+    out.pop("threshold_sweep", None)
+    return out
+
+
 def main(argv=None) -> int:
     """Read ``SRC``, write ``DST`` (float32 weights, written atomically), print its size."""
-    src, dst = (sys.argv[1:] if argv is None else argv)[:2]
-    path = save_inference_checkpoint(load_checkpoint(src), dst)
-    print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {src}')
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src")
+    parser.add_argument("dst")
+    parser.add_argument("--input", help="network input WxH, e.g. 384x288")
+    args = parser.parse_args(argv)
+    payload = load_checkpoint(args.src)
+    if args.input:
+        try:
+            width, height = (int(v) for v in args.input.lower().split("x"))
+        except ValueError:
+            parser.error(f"--input {args.input!r}: expected WxH, e.g. 384x288")
+        payload = with_input(payload, width, height)
+    path = save_inference_checkpoint(payload, args.dst)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {args.src}"
+          + (f", input {args.input}" if args.input else ""))
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())
