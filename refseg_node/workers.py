@@ -2,12 +2,13 @@
 
 :class:`Workers` owns what they share: the :class:`~refseg_node.scheduler.FrameScheduler` under
 one condition variable, the depth and CameraInfo cache, the loaded ``Segmenter`` (touched on the
-model thread only) and the :class:`~refseg_node.tracking.TrackedStream`. The node's callbacks hand it frames and
-queries (and wake the threads); the worker segments the latest frame for the active query, the
-tracker answers the frames that arrive while the model is busy with the model's last mask moved
-onto them. Results go to the ``publish(result, rgb)`` callable, warnings to ``warn(kind, text)``
-(the node throttles them); the settings are read afresh through ``settings()`` for every frame,
-so live parameter changes apply at once. No ROS entities here: the node creates those.
+model thread only) and the :class:`~refseg_node.tracking.TrackedStream`. The node's callbacks
+hand it frames and queries (and wake the threads); the worker segments the latest frame for the
+active query, the tracker answers the frames that arrive while the model is busy with the
+model's last mask moved onto them. Results go to the ``publish(result, rgb)`` callable, warnings
+to ``warn(kind, text)`` (the node throttles them); the settings are read afresh through
+``settings()`` for every frame, so live parameter changes apply at once. No ROS entities here:
+the node creates those.
 
 Every call into torch (loading, inference, release) runs on :class:`ModelThread`. libgomp keeps
 an OpenMP team for each thread that enters a parallel region, and once a process holds more
