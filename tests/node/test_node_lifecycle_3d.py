@@ -25,9 +25,17 @@ def node(start_node, checkpoints):
 
 
 def get_state(graph):
-    from lifecycle_msgs.srv import GetState
+    # Graph.lifecycle_state sends the request again every 5 s: the first answer of a new
+    # client can be lost while Fast DDS matches the reply direction (seen in full make test
+    # runs: a single request went unanswered for 60 s).
+    return graph.lifecycle_state("refseg", 60.0)
 
-    return graph.call(GetState, "/refseg/get_state", GetState.Request()).current_state.label
+
+def state_or_none(graph):
+    try:
+        return get_state(graph)
+    except WaitTimeout:
+        return None
 
 
 def change_state(graph, transition_id):
@@ -53,7 +61,7 @@ def io(graph, node):
 
     from refseg_msgs.msg import Segmentation
 
-    wait_until(lambda: get_state(graph) == "unconfigured", 120.0, "the node to come up")
+    wait_until(lambda: state_or_none(graph) == "unconfigured", 180.0, "the node to come up")
 
     return rgbd_io(graph, segmentation=(Segmentation, "/refseg/segmentation"),
                    target_point=(PointStamped, "/refseg/target_point"),
