@@ -202,7 +202,9 @@ class Workers:
                 thread.join()
         self._threads = []
         if self._loop is not None and not self.model.on_thread():
-            self._loop.result()
+            error = self._loop.exception()      # waits for the loop to end
+            if error is not None:
+                self._warn("worker", f"the worker had stopped: {type(error).__name__}: {error}")
         self._loop = None
         self.model.call(self._use, None)
 
