@@ -55,9 +55,9 @@ class Outputs:
         ``msg`` may be a callable that builds the message: it is then built only when it is
         wanted (a topic nobody subscribes to costs nothing, as with image_transport).
         """
-        publisher = self.publishers.get(name)
-        if publisher is None or publisher.get_subscription_count() == 0:
+        if not self.wanted(name):
             return False
+        publisher = self.publishers[name]
         try:
             publisher.publish(msg() if callable(msg) else msg)
         except Exception as err:  # noqa: BLE001 - a failed publish must not stop the node
@@ -86,14 +86,18 @@ class Outputs:
                 result.header, result.point, settings.marker_scale))
             self._marker_shown = shown and result.point is not None
         self._publish_geometry(result)
-        if settings.publish_overlay and self.wanted("overlay"):
-            text = result.expression if result.target.found else (
-                f"{result.expression}: not found")
-            target = result.target
-            picture = draw_overlay(rgb, result.mask, text,
-                                   primary=target.region if target.found else None,
-                                   centroid=target.centroid if target.found else None)
-            self._publish("overlay", bgr8_msg(picture, result.header))
+        if settings.publish_overlay:
+            self._publish("overlay", lambda: self._overlay_msg(result, rgb))
+
+    @staticmethod
+    def _overlay_msg(result: messages.FrameResult, rgb) -> Image:
+        """Return the overlay picture's ``bgr8`` message (the mask, target and words drawn)."""
+        target = result.target
+        text = result.expression if target.found else f"{result.expression}: not found"
+        picture = draw_overlay(rgb, result.mask, text,
+                               primary=target.region if target.found else None,
+                               centroid=target.centroid if target.found else None)
+        return bgr8_msg(picture, result.header)
 
     def _publish_geometry(self, result: messages.FrameResult) -> None:
         """Publish the target's box and axes markers and, when subscribed, its points."""
@@ -105,6 +109,6 @@ class Outputs:
             self._extent_shown = all(shown) and extent is not None
         else:
             self._extent_shown = False
-        if geometry is not None and len(geometry.points) and self.wanted("target_cloud"):
-            self._publish("target_cloud",
-                          extent_messages.target_cloud_msg(result.header, geometry.points))
+        if geometry is not None and len(geometry.points):
+            self._publish("target_cloud", lambda: extent_messages.target_cloud_msg(
+                result.header, geometry.points))

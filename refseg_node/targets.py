@@ -71,15 +71,15 @@ def primary_target(mask: np.ndarray, probs: np.ndarray, max_regions: int = 0) ->
     # Label the mask's bounding box only (a target is a small part of the frame): the same
     # components in the same raster order as labelling the whole frame, at a fraction of the cost.
     y0, y1, x0, x1 = box
-    box = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    crop = np.ascontiguousarray(mask[y0:y1, x0:x1])
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(
-        box.view(np.uint8), connectivity=8)
+        crop.view(np.uint8), connectivity=8)
     stats[:, cv2.CC_STAT_LEFT] += x0
     stats[:, cv2.CC_STAT_TOP] += y0
     centroids += (x0, y0)
     # Label 0 is the background. Sums over the mask's pixels only.
-    inside = labels[box]
-    weights = np.nan_to_num(probs[y0:y1, x0:x1][box].astype(np.float64))
+    inside = labels[crop]
+    weights = np.nan_to_num(probs[y0:y1, x0:x1][crop].astype(np.float64))
     sums = np.bincount(inside, weights=weights, minlength=count)
     areas = stats[:, cv2.CC_STAT_AREA]
     # Highest sum, then largest area, then lowest label (np.lexsort: last key first; a mask of

@@ -150,8 +150,7 @@ class ModelThread:
                     self.cv.wait()
                 if not self._calls:
                     return
-                item = self._calls.popleft()
-            self._run(item)
+            self.run_pending()
 
 
 class Workers:

@@ -41,7 +41,10 @@ def main(argv=None) -> int:
             width, height = (int(v) for v in args.input.lower().split("x"))
         except ValueError:
             parser.error(f"--input {args.input!r}: expected WxH, e.g. 384x288")
-        payload = with_input(payload, width, height)
+        try:
+            payload = with_input(payload, width, height)
+        except ValueError as err:
+            parser.error(str(err))
     path = save_inference_checkpoint(payload, args.dst)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {args.src}"
           + (f", input {args.input}" if args.input else ""))
