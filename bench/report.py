@@ -119,8 +119,10 @@ def markdown(results: dict) -> str:
                   f"{_ms(stream['latency'])} ms, p95 {_ms(stream['latency'], 'p95')} ms (bound "
                   f"2 x model median + 50 ms = {stream.get('p95_bound_s', 0) * 1e3:.0f} ms: "
                   f"{'within' if stream.get('p95_within_bound') else 'NOT within'}); model "
-                  f"median {_ms(stream['model'])} ms. Node RSS peak "
-                  f"{stream['rss_peak_mb']:.0f} MB, growth after warm-up "
+                  f"median {_ms(stream['model'])} ms over its "
+                  f"{stream.get('model_answers', '?')} answers (the tracker gave "
+                  f"{stream.get('tracked_answers', '?')}). Node RSS peak "
+                  f"{stream['rss_peak_mb']:.0f} MB, growth after warm-up (last - first sample) "
                   f"{stream['rss_growth_mb']:.1f} MB."]
     train = results.get("train")
     if train:

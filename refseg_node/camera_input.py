@@ -20,6 +20,7 @@ from collections.abc import Callable
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from refseg_node.cdr_image import parse_image
 from refseg_node.dds_profile import PROFILE_ENV, profile_path
 
 RELIABLE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -70,9 +71,20 @@ class _Input:
             self.log(f"{self.topic}: publishers are {wanted.replace('_', ' ')}; resubscribed "
                      f"{wanted.replace('_', ' ')} (image_qos auto)")
         qos = RELIABLE_QOS if wanted == RELIABLE else BEST_EFFORT_QOS
-        self.subscription = self.node.create_subscription(self.msg_type, self.topic,
-                                                          self.callback, qos)
+        # Images come serialized and are read by cdr_image (no copy of the pixels on the
+        # executor's thread); the other types as rclpy messages.
+        raw = self.msg_type is Image
+        self.subscription = self.node.create_subscription(
+            self.msg_type, self.topic, self._on_raw if raw else self.callback, qos, raw=raw)
         self.reliability = wanted
+
+    def _on_raw(self, buf: bytes) -> None:
+        try:
+            msg = parse_image(buf)
+        except Exception as err:  # noqa: BLE001 - one bad message must not stop the executor
+            self.log(f"{self.topic}: a message that is not a readable Image was skipped: {err}")
+            return
+        self.callback(msg)
 
     def publisher_count(self) -> int:
         """Return how many publishers the subscription is matched with."""

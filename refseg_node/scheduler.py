@@ -98,9 +98,7 @@ class FrameScheduler:
         ``now`` is a monotonic time in seconds. Taking a job marks its frame as taken.
         """
         q = self.query
-        if q is None or self.frame is None or self.frame_count <= self._taken_frame:
-            return None
-        if self.frame_count <= q.after_frame or (mode == "once" and q.served):
+        if not self._due(mode):
             return None
         wait = self._next_allowed - now
         if wait > 0:
@@ -111,6 +109,17 @@ class FrameScheduler:
         self._next_allowed = now + (1.0 / max_rate_hz if max_rate_hz > 0 else 0.0)
         self.busy = True
         return Job(self.frame, q, self.frame_received, self.frame_count)
+
+    def _due(self, mode: str) -> bool:
+        """Return whether the latest frame is one the active query still wants segmented."""
+        q = self.query
+        if q is None or self.frame is None or self.frame_count <= self._taken_frame:
+            return False
+        return not (self.frame_count <= q.after_frame or (mode == "once" and q.served))
+
+    def takes_now(self, now: float, mode: str = "continuous") -> bool:
+        """Return whether :meth:`next_job` at ``now`` would hand out the latest frame."""
+        return not self.busy and now >= self._next_allowed and self._due(mode)
 
     def job_done(self) -> None:
         """Count one frame segmented (the model stays busy until :meth:`finish_job`)."""
@@ -137,10 +146,17 @@ class FrameScheduler:
             return None
         if self.frame_count <= self._taken_frame or self.frame_count <= q.after_frame:
             return None
-        if not self.busy and now >= self._next_allowed:
+        if not self.model_waits(now):
             return None
         self._taken_frame = self.frame_count
         return Job(self.frame, q, self.frame_received, self.frame_count)
+
+    def model_waits(self, now: float) -> bool:
+        """Return whether a frame arriving at ``now`` (monotonic s) would wait for the model.
+
+        The model is busy with a job, or ``max_rate_hz`` holds it back.
+        """
+        return self.busy or now < self._next_allowed
 
     def give_back(self, job: Job) -> None:
         """Leave ``job``'s frame to the model after all (the tracker could not answer it).

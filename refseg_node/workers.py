@@ -33,6 +33,10 @@ from refseg_node.pipeline import NotActiveError, SensorCache, carried_frame, seg
 from refseg_node.scheduler import Counts, FrameScheduler, Job
 from refseg_node.tracking import TrackedStream, TrackerSettings, to_gray
 
+# How long the executor's image callback waits for the model thread to take a frame it is free
+# for (it takes it within 0.1 ms; a model thread busy with a service call lets it go at this).
+HANDOVER_TIMEOUT_S = 0.002
+
 
 def frame_timings(stamp: float, received: float, start: float, inference: float,
                   segmented: float, published: float, handed: float) -> str:
@@ -161,7 +165,12 @@ class Workers:
                  debug: Callable[[str], None]) -> None:
         """Keep the callbacks; no thread runs before :meth:`start`."""
         self._settings, self._warn, self._publish, self._debug = settings, warn, publish, debug
-        self.cv = threading.Condition()           # guards the scheduler and the model's queue
+        lock = threading.RLock()                  # guards the scheduler and the model's queue
+        self.cv = threading.Condition(lock)       # wakes the model thread (the worker's loop)
+        # The tracker waits on its own condition of the same lock: a frame that the model takes
+        # at once must not wake it too (two threads waking for one frame, on 2 cores, delayed
+        # the model's start by a GIL hand-over).
+        self._tracker_cv = threading.Condition(lock)
         self.scheduler = FrameScheduler()
         self.sensors = SensorCache()
         self._segmenter = None                    # used on the model thread only
@@ -171,6 +180,8 @@ class Workers:
         self._track_lock = threading.Lock()      # guards the tracked stream
         self._stream = TrackedStream()
         self._stop = threading.Event()
+        self._taken = threading.Event()           # the model thread has taken the new frame
+        self.handover_timeout = HANDOVER_TIMEOUT_S
 
     # -- the node's side -----------------------------------------------------------------------
     def reset(self) -> None:
@@ -196,6 +207,7 @@ class Workers:
         self._stop.set()
         with self.cv:
             self.cv.notify_all()
+            self._tracker_cv.notify_all()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join()
@@ -229,13 +241,26 @@ class Workers:
         received = time.time()
         with self.cv:
             self.scheduler.add_frame(msg, received)
+            now = time.monotonic()
+            handed = self.scheduler.takes_now(now, self._settings().mode)
+            if handed:
+                self._taken.clear()
             self.cv.notify_all()
+            if self.scheduler.model_waits(now):
+                self._tracker_cv.notify_all()
+        if handed:
+            # Hand the interpreter to the model thread until it has the frame: the executor's
+            # own Python after this callback (about 0.3 ms) would otherwise hold the GIL while
+            # the woken model thread waits for it (measured on 2 cores: 0.6-0.7 ms from this
+            # callback to the model's start).
+            self._taken.wait(self.handover_timeout)
 
     def set_query(self, command: str, expression: str) -> bool:
         """Make ``command`` the active query; return whether it repeats the active one."""
         with self.cv:
             repeated = self.scheduler.set_query(command, expression)
             self.cv.notify_all()
+            self._tracker_cv.notify_all()
         return repeated
 
     def clear_query(self) -> bool:
@@ -278,6 +303,7 @@ class Workers:
                 if not isinstance(job, Job):
                     self.cv.wait(timeout=job if job is not None else 0.5)
                     continue
+            self._taken.set()
             try:
                 self._process(job)
             except Exception as err:  # noqa: BLE001 - the worker must survive any frame
@@ -341,7 +367,7 @@ class Workers:
                 job = (self.scheduler.take_for_tracker(time.monotonic(), s.mode)
                        if s.tracking and self._stream.active else None)
                 if job is None:
-                    self.cv.wait(timeout=0.5)
+                    self._tracker_cv.wait(timeout=0.5)
                     continue
             answered = False
             try:

@@ -99,3 +99,19 @@ def test_reset_forgets_everything():
     s = scheduler_with(frames=3, query="sky")
     s.reset()
     assert (s.query, s.frame, s.frame_count, s.processed, s.dropped) == (None, None, 0, 0, 0)
+
+
+def test_takes_now_and_model_waits_tell_where_a_new_frame_goes():
+    s = scheduler_with(query="sky")
+    assert not s.takes_now(0.0) and not s.model_waits(0.0)   # no frame after the query yet
+    s.add_frame("a", 0.0)
+    assert s.takes_now(0.0) and not s.model_waits(0.0)       # the idle model takes it
+    job = s.next_job(0.0, max_rate_hz=2.0)
+    assert job.frame == "a" and not s.takes_now(0.0)         # taken: nothing new for it
+    s.add_frame("b", 0.1)
+    assert s.model_waits(0.1) and not s.takes_now(0.1)       # busy: the tracker's frame
+    s.finish_job()
+    assert s.model_waits(0.2) and not s.takes_now(0.2)       # the rate limit holds it back
+    assert s.takes_now(0.5) and not s.model_waits(0.5)
+    s.clear_query()
+    assert not s.takes_now(0.5)                              # no query: nobody takes it

@@ -184,3 +184,31 @@ def test_the_node_package_sets_libgomps_spin_before_torch_loads(user_value):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == (user_value or "30000")
+
+
+def test_the_image_callback_hands_a_frame_to_the_idle_model_before_returning(tmp_path):
+    """add_frame (the executor's callback) returns once the model thread has the frame.
+
+    Only when the model is free to take it: without a query (or with the model busy) it returns
+    at once. The hand-over's timeout is raised here so that the first case cannot pass by luck.
+    """
+    path = make_checkpoint(tmp_path / "tiny.pt", bias=6.0)
+    rec = Recorder(settings(device="cpu", tracking=False, min_inference_time=0.5))
+    workers = rec.workers()
+    workers.handover_timeout = 30.0
+    workers.start(Segmenter.from_checkpoint(path, device="cpu"))
+    try:
+        start = time.monotonic()
+        workers.add_frame(frame(0))                          # no query: nobody waits for it
+        assert time.monotonic() - start < 10.0
+        workers.set_query("the cup", "the cup")
+        workers.add_frame(frame(1))
+        with workers.cv:                                     # taken before add_frame returned
+            assert workers.scheduler.busy or workers.scheduler.processed == 1
+        start = time.monotonic()
+        workers.add_frame(frame(2))                          # the model is busy (0.5 s)
+        assert time.monotonic() - start < 10.0
+        wait_until(lambda: len(rec.published) == 2, 30.0, "both answers")
+    finally:
+        workers.stop()
+    assert rec.warnings == []
