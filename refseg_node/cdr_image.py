@@ -80,7 +80,7 @@ class _Reader:
 
 def parse_image(buf: bytes) -> RawImage | Image:
     """Return the Image serialized in ``buf`` (a :class:`RawImage`, or rclpy's message)."""
-    order = ENCAPSULATION_ORDER.get(bytes(buf[:2]))
+    order = ENCAPSULATION_ORDER.get(buf[:2])
     if order is not None:
         try:
             r = _Reader(buf, order)

@@ -141,15 +141,10 @@ class FrameScheduler:
         took it, and the model is busy or waits for ``max_rate_hz``. The frame is then taken:
         the model's next job is a newer frame.
         """
-        q = self.query
-        if q is None or mode != "continuous" or self.frame is None:
-            return None
-        if self.frame_count <= self._taken_frame or self.frame_count <= q.after_frame:
-            return None
-        if not self.model_waits(now):
+        if mode != "continuous" or not self._due(mode) or not self.model_waits(now):
             return None
         self._taken_frame = self.frame_count
-        return Job(self.frame, q, self.frame_received, self.frame_count)
+        return Job(self.frame, self.query, self.frame_received, self.frame_count)
 
     def model_waits(self, now: float) -> bool:
         """Return whether a frame arriving at ``now`` (monotonic s) would wait for the model.
