@@ -216,7 +216,7 @@ def predict_latency(net: Network, device: torch.device, path: NumericPath | None
     """Time ``Segmenter.predict`` (preprocessing, forward, unletterbox) on ``frames``.
 
     ``path=None``: the node's default (``precision="auto"``, ``compile="auto"``). The rate is
-    given as a fraction of the best matrix-multiply peak of this run (any dtype).
+    given as a fraction of the best dense-kernel peak of this run (any dtype).
     """
     if path is None:
         seg = segmenter_of(net, device, "auto", None, "auto")

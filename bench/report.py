@@ -34,8 +34,10 @@ def markdown(results: dict) -> str:
         lines += [f"**Section `{section}` failed:** {error}", ""]
     model = results.get("model")
     if model:
-        lines += ["## Model", "", "Matrix-multiply peak measured in this run: " + ", ".join(
-            f"{k} {v['flop_per_s'] / 1e9:.0f} GFLOP/s" for k, v in model["peak"].items()) + ".",
+        lines += ["## Model", "", "Dense-kernel peak measured in this run (the better of a "
+            "square matmul and, on a CPU, a channels-last 3x3 convolution): " + ", ".join(
+            f"{k} {v['flop_per_s'] / 1e9:.0f} GFLOP/s ({v.get('kernel', 'matmul')})"
+            for k, v in model["peak"].items()) + ".",
             "", "| network | input | GFLOP (batch 1) | weights |", "|---|---|---|---|"]
         for name, flops in model["flops"].items():
             lines.append(f"| {name} | {flops['input']} | {flops['total'] / 1e9:.1f} | "
@@ -56,7 +58,7 @@ def markdown(results: dict) -> str:
                          f"{row['images_per_s']:.2f} | {row['flop_per_s'] / 1e9:.1f} | {frac} |")
         lines += ["", "`Segmenter.predict` (preprocessing + forward + back to the frame size), "
                   "batch 1; the node's default path (`precision: auto`) next to fp32, as a "
-                  "fraction of the best matrix-multiply peak of this run:", "",
+                  "fraction of the best dense-kernel peak of this run:", "",
                   "| network | frame | path | median ms | p95 ms | frames/s | GFLOP/s | "
                   "of best peak |", "|---|---|---|---|---|---|---|---|"]
         for row in model["predict"]:

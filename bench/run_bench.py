@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from bench import model_bench as mb  # noqa: E402
 from bench import report  # noqa: E402
-from bench.machine import machine_info, machine_label, matmul_peak  # noqa: E402
+from bench.machine import dense_peak, machine_info, machine_label  # noqa: E402
 from bench.models import load_network, write_checkpoint  # noqa: E402
 from bench.node_bench import node_overhead, streaming  # noqa: E402
 from bench.train_bench import train_throughput  # noqa: E402
@@ -68,17 +68,18 @@ START = time.perf_counter()
 def run_model(args, device, data_root) -> dict:
     """Run the ``model`` section."""
     quick = args.quick
-    log("matrix-multiply peak")
+    log("dense-kernel peak (the better of a square matmul and, on a CPU, a 3x3 convolution)")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     if device.type == "cuda":
         dtypes["fp16"] = torch.float16
         torch.backends.cuda.matmul.allow_tf32 = False
     peak = {}
     for key, dtype in dtypes.items():
-        peak[key] = matmul_peak(device, dtype, seconds=0.5 if quick else 3.0,
+        peak[key] = dense_peak(device, dtype, seconds=0.5 if quick else 3.0,
                                 size=1024 if quick and device.type == "cpu" else None)
-        log(f"  {key}: {peak[key]['flop_per_s'] / 1e9:.0f} GFLOP/s "
-            f"({peak[key]['size']}^3 matmul)")
+        rates = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peak[key].get("rates", {}).items())
+        log(f"  {key}: {peak[key]['flop_per_s'] / 1e9:.0f} GFLOP/s ({peak[key]['kernel']}"
+            + (f"; {rates} GFLOP/s" if rates else "") + ")")
     result = {"peak": peak, "flops": {}, "weights": {}, "forward": [], "predict": [],
               "agreement": [], "profile": []}
     fast = mb.fast_path_for(device)
