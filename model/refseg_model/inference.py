@@ -100,7 +100,9 @@ class Segmenter:
         ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16`` on CUDA), ``channels_last``
         (``None``: on) and ``compile`` (``auto``, ``on``, ``off``) select the numeric path
         (``refseg_model.fastpath``); ``auto`` picks the fastest one that keeps the answers on
-        this device, and :attr:`numeric_path` says which and why.
+        this device, and :attr:`numeric_path` says which and why. ``model`` itself is moved to
+        the device and its weights converted to that path **in place** (no second copy of a
+        large network); pass ``copy.deepcopy(model)`` to keep using the original in float32.
         """
         self.device = resolve_device(device)
         self.numeric_path = resolve_path(precision, channels_last, self.device)

@@ -26,6 +26,7 @@ Launched by ``torchrun``, training is data parallel (``gloo`` on CPU, ``nccl`` o
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -333,16 +334,16 @@ def evaluate_hook(model: torch.nn.Module, cfg: ModelConfig, vocab, stage: str, s
     """Return the validation metrics (``overall_iou``, ``mean_iou``, ``prec@...``) of ``model``.
 
     Predictions go through the inference path (``Segmenter``, original image size) and are
-    scored by ``refseg_model.evaluate.evaluate``, so validation sees exactly what users will.
+    scored by ``refseg_model.evaluate.evaluate``, so validation sees exactly what users will:
+    the numeric path this device serves with (bf16 on a CPU with AVX-512 BF16), uncompiled.
+    ``Segmenter`` converts the weights it is given to that path in place, so it gets a copy:
+    the model in training keeps its float32 weights and memory format.
     """
     module = getattr(model, "module", model)
-    was_training = module.training
-    segmenter = Segmenter(module, vocab, cfg, stage=stage, device=device)
-    try:
-        return evaluate(lambda image, expression: segmenter.predict(image, expression).mask,
-                        source, progress=False, limit=max_samples or None)
-    finally:
-        module.train(was_training)
+    segmenter = Segmenter(copy.deepcopy(module), vocab, cfg, stage=stage, device=device,
+                          compile="off")
+    return evaluate(lambda image, expression: segmenter.predict(image, expression).mask,
+                    source, progress=False, limit=max_samples or None)
 
 
 # -- one stage -------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ def test_predict_matches_manual_preprocessing(checkpoint):
     from refseg_model import Segmenter
     from refseg_model.preprocess import letterbox, normalize, unletterbox
 
-    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
+    # float32: the manual forward below feeds float32 images (the bf16 path: test_fastpath)
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", precision="fp32")
     rgb = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     boxed, meta = letterbox(rgb, 64)
     tokens = torch.tensor([seg.vocabulary.encode("blue circle", 20)])
@@ -59,7 +60,7 @@ def test_stage_override_scores_the_coarse_map(checkpoint):
     from refseg_model import Segmenter
     from refseg_model.preprocess import letterbox, normalize, unletterbox
 
-    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", stage="lowres")
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", stage="lowres", precision="fp32")
     assert seg.stage == "lowres"
     assert Segmenter.from_checkpoint(checkpoint, device="cpu").stage == "highres"
     rgb = np.random.default_rng(2).integers(0, 255, (48, 64, 3), dtype=np.uint8)

@@ -364,7 +364,7 @@ def test_segmenter_uses_the_checkpoint_binarisation(tmp_path):
     cfg.binarize = "threshold_then_resize"
     model = build_model(cfg)
     vocab = Vocabulary.from_list(["<pad>", "<go>", "<eos>", "<unk>", "a", "b", "c", "d"])
-    segmenter = Segmenter(model, vocab, cfg, stage="lowres", device="cpu")
+    segmenter = Segmenter(model, vocab, cfg, stage="lowres", device="cpu", precision="fp32")
     rgb = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     pred = segmenter.predict(rgb, "a b")
     _, meta = letterbox(rgb, cfg.input_size)

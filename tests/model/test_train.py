@@ -107,3 +107,31 @@ def test_ddp_two_processes_on_gloo(shapes_root, tmp_path):
     assert state["world_size"] == 2 and state["step"] == 6
     steps = [r["step"] for r in _metrics(out) if "loss" in r]
     assert steps == list(range(1, 7))  # written once, by rank 0
+
+
+def test_validation_leaves_the_model_in_training_untouched(shapes_root, tiny_config):
+    """Validation leaves the training model's float32 weights, memory format and mode as they were.
+
+    The hook serves through ``Segmenter``, which converts the weights it gets in place to the
+    device's numeric path (bf16 on a CPU with AVX-512 BF16); the next training step must run.
+    """
+    from refseg_model.data import open_source
+    from refseg_model.network import build_model
+    from refseg_model.text import Vocabulary
+    from refseg_model.train import evaluate_hook
+
+    words = ["<pad>", "<go>", "<eos>", "<unk>"] + [f"w{i}" for i in range(16)]
+    model = build_model(tiny_config).to(memory_format=torch.channels_last).train()
+    before = {name: (p.detach().clone(), p.dtype, p.stride(), p.data_ptr())
+              for name, p in model.named_parameters()}
+    metrics = evaluate_hook(model, tiny_config, Vocabulary.from_list(words), "lowres",
+                            open_source("referit", shapes_root, "val"), torch.device("cpu"), 4)
+    assert metrics["num_samples"] == 4 and 0.0 <= metrics["overall_iou"] <= 1.0
+    assert model.training
+    for name, p in model.named_parameters():
+        value, dtype, stride, pointer = before[name]
+        assert (p.dtype, p.stride(), p.data_ptr()) == (dtype, stride, pointer), name
+        assert torch.equal(p.detach(), value), name
+    images = torch.randn(2, 3, 64, 64).to(memory_format=torch.channels_last)
+    tokens = torch.ones(2, tiny_config.max_len, dtype=torch.long)
+    model(images, tokens).float().mean().backward()  # float32 weights take float32 images
