@@ -72,8 +72,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0,
             torch.mm(a, b)
     best, runs = _best_time(call, device, seconds)
     best /= reps
-    return {"dtype": str(dtype).replace("torch.", ""), "size": size,
-            "flop_per_s": flop / best, "runs": runs}
+    return {"dtype": _dtype_name(dtype), "size": size, "flop_per_s": flop / best, "runs": runs}
 
 
 def conv_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0,
@@ -91,7 +90,7 @@ def conv_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0,
     flop = 2.0 * channels * channels * 9 * side * side
     best, runs = _best_time(lambda: torch.nn.functional.conv2d(x, w, padding=1), device,
                             seconds)
-    return {"dtype": str(dtype).replace("torch.", ""), "size": f"{channels}ch {side}x{side} 3x3",
+    return {"dtype": _dtype_name(dtype), "size": f"{channels}ch {side}x{side} 3x3",
             "flop_per_s": flop / best, "runs": runs, "kernel": "conv3x3"}
 
 
@@ -101,14 +100,18 @@ def dense_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0,
 
     The result names its ``kernel`` (``matmul`` or ``conv3x3``) and keeps both rates.
     """
-    mm = dict(matmul_peak(device, dtype, seconds / 2 if device.type == "cpu" else seconds,
-                          size), kernel="matmul")
     if device.type != "cpu":
-        return mm
+        return dict(matmul_peak(device, dtype, seconds, size), kernel="matmul")
+    mm = dict(matmul_peak(device, dtype, seconds / 2, size), kernel="matmul")
     conv = conv_peak(device, dtype, seconds / 2, side=32 if size and size <= 1024 else 64)
     best = dict(max(mm, conv, key=lambda r: r["flop_per_s"]))
     best["rates"] = {"matmul": mm["flop_per_s"], "conv3x3": conv["flop_per_s"]}
     return best
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """Return ``float32`` for ``torch.float32``, and so on."""
+    return str(dtype).replace("torch.", "")
 
 
 def _best_time(call, device: torch.device, seconds: float) -> tuple[float, int]:

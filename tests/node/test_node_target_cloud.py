@@ -100,11 +100,11 @@ def test_cloud_is_the_masks_points_on_the_true_cup(start_node, graph, io, demo, 
     u, v = pixels(xyz, scene.K)
     assert mask[v, u].all()                              # the node's own mask ...
     on_cup = region.mask[v, u].mean()                    # ... and (nearly) on the true cup only:
-    # A mask that spills past the eroded rim fails this. Measured on the demo scene: 0.983 with
-    # the sixth period's weights at their calibrated threshold 0.55 (bf16 path, 2026-12-02),
-    # 0.968 with the fifth's at 0.50, 0.97 and more with the fourth's at 0.70.
+    # A mask that spills past the eroded rim fails this; one that keeps a few table points at
+    # cup depth passes. Measured on the demo scene: 0.983 with the sixth period's weights at
+    # their calibrated threshold 0.55 (bf16 path, 2026-12-02), 0.968 with the fifth's at 0.50,
+    # 0.97 and more with the fourth's at 0.70.
     assert on_cup >= 0.95, on_cup
-    #                                                      keeps a few table points at cup depth
     exact = scene.depth_m[v, u]
     assert np.abs(xyz[:, 2] - exact).max() <= DEPTH_STEP + 1e-6     # metres, within the rounding
     np.testing.assert_array_equal(rgb, scene.rgb[v, u])  # colours of their pixels
