@@ -27,7 +27,11 @@ SIZE_EDGES = (2000, 8000)
 UNKNOWN = "unknown"
 KIND_TITLES = {"category": "category", "colour": "colour", "colour_only": "colour only",
                "size": "size", "position": "absolute position", "relation": "relation",
-               "plural": "plural / group", "stuff": "stuff"}
+               "plural": "plural / group", "stuff": "stuff",
+               "absent_category": "no target: category", "absent_colour": "no target: colour",
+               "absent_relation": "no target: relation"}
+NO_TARGET = "no target"
+"""The size group of samples whose ground truth is empty (not a band of small targets)."""
 TITLES = {"kind": "expression kind", "strategy": "generator strategy",
           "size": "target area (pixels)"}
 
@@ -86,23 +90,24 @@ class GroupedMetrics:
     def label(self, grouping: str, sample: Sample, area: int) -> str:
         """Return the group of ``sample`` (ground-truth ``area`` pixels) under ``grouping``."""
         if grouping == "size":
-            return size_band(area, self.size_edges)
+            return size_band(area, self.size_edges) if area else NO_TARGET
         kind = self.source.expression_kind(sample)
         if kind is None:
             return UNKNOWN
         return kind.kind if grouping == "kind" else kind.strategy
 
-    def add_counts(self, sample: Sample, area: int, intersection: int, union: int) -> None:
+    def add_counts(self, sample: Sample, area: int, intersection: int, union: int,
+                   found: bool | None = None) -> None:
         """Add one scored sample (its I and U counts) to its group of every grouping."""
         for grouping, groups in self.groups.items():
             label = self.label(grouping, sample, area)
-            groups.setdefault(label, SegmentationMetrics()).add_counts(intersection, union)
+            groups.setdefault(label, SegmentationMetrics()).add_counts(intersection, union, found)
 
     def order(self, grouping: str) -> list[str]:
         """Return the groups seen under ``grouping`` in table order."""
         seen = self.groups[grouping]
         if grouping == "size":
-            fixed = size_bands(self.size_edges)
+            fixed = [*size_bands(self.size_edges), NO_TARGET]
         elif grouping == "kind":
             fixed = list(EXPRESSION_KINDS)
         else:
@@ -132,11 +137,12 @@ def _title(grouping: str, label: str) -> str:
 def format_group_table(grouping: str, section: dict[str, dict]) -> str:
     """Return a plain-text table of one ``by_<grouping>`` section: prec@0.5, IoUs, samples."""
     lines = [f"{TITLES.get(grouping, grouping):<24}{'prec@0.5':>11}{'mean IoU':>11}"
-             f"{'overall IoU':>13}{'samples':>10}"]
+             f"{'overall IoU':>13}{'samples':>10}{'found':>9}"]
     for label, m in section.items():
+        found = f"{100 * m['found_share']:>8.1f}%" if "found_share" in m else f"{'-':>9}"
         lines.append(f"{_title(grouping, label):<24}{100 * m['prec@0.5']:>10.2f}%"
                      f"{100 * m['mean_iou']:>10.2f}%{100 * m['overall_iou']:>12.2f}%"
-                     f"{m['num_samples']:>10d}")
+                     f"{m['num_samples']:>10d}{found}")
     return "\n".join(lines)
 
 

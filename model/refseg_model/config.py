@@ -89,6 +89,10 @@ class ModelConfig:
             ``"resize_then_threshold"``: probabilities resized, then >= threshold;
             ``"threshold_then_resize"`` (the released test script): thresholded on the square
             input, the 0/1 map resized bilinearly, every pixel > 0 foreground.
+        keep_aspect: ``False``: every image is letterboxed into the ``input_h x input_size``
+            canvas (the paper). ``True``: the network input follows each image's aspect at about
+            the same pixel budget (:meth:`input_shape_for`; the network is fully convolutional),
+            so a 16:9 camera frame is not letterboxed into a 4:3 canvas.
 
     The field defaults are a neutral base for the presets, not a network of their own: neither
     the paper's (``paper``) nor the shipped one (``tabletop``); every preset sets the fields it
@@ -117,6 +121,7 @@ class ModelConfig:
     lstm_forget_bias: float = 0.0
     learned_pad: bool = False
     binarize: str = "resize_then_threshold"
+    keep_aspect: bool = False
 
     def __post_init__(self) -> None:
         """Check the values."""
@@ -158,6 +163,18 @@ class ModelConfig:
     def input_shape(self) -> tuple[int, int]:
         """The network input as (height, width)."""
         return self.input_h, self.input_size
+
+    def input_shape_for(self, height: int, width: int) -> tuple[int, int]:
+        """Return the network input (height, width) for an image of ``height x width``.
+
+        :attr:`input_shape` unless ``keep_aspect``; then the shape of the image's aspect with
+        about ``input_h * input_size`` pixels, each side a multiple of ``stride``
+        (:func:`refseg_model.preprocess.aspect_input_shape`).
+        """
+        if not self.keep_aspect:
+            return self.input_shape
+        from refseg_model.preprocess import aspect_input_shape
+        return aspect_input_shape(height, width, self.input_h * self.input_size, self.stride)
 
     @property
     def spatial_channels(self) -> int:
@@ -211,6 +228,10 @@ class TrainConfig:
     released EdgeBoxes files) or, when it is missing, ``det_random_boxes`` random boxes per image
     plus ``det_jitter_boxes`` jittered copies of each annotated box. ``det_released_init``
     initialises the text encoder and classifier as the released detection script does.
+    ``photometric`` applies camera-like photometric augmentation to the training images
+    (:mod:`refseg_model.augment`: exposure, gamma, white balance, noise, blur, JPEG; never enough
+    to rename a colour). ``kind_weights`` (e.g. ``{"relation": 3}``) draws the expressions of an
+    image with those weights by kind when ``expressions_per_image`` > 1 (default weight 1).
     ``stages`` maps a stage name to overrides of these fields for that stage.
     """
 
@@ -252,10 +273,15 @@ class TrainConfig:
     det_random_boxes: int = 50
     det_jitter_boxes: int = 10
     det_released_init: bool = True
+    photometric: bool = False
+    kind_weights: dict[str, float] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Check the values (and that every per-stage override resolves)."""
+        if any(not isinstance(w, (int, float)) or w <= 0 for w in self.kind_weights.values()):
+            raise ConfigError(f"TrainConfig.kind_weights must map kinds to positive weights, "
+                              f"got {self.kind_weights!r}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:

@@ -124,27 +124,61 @@ class GroupedBatchSampler(ResumableBatchSampler):
     """
 
     def __init__(self, groups: list[list[int]], images_per_batch: int, per_image: int,
-                 seed: int, rank: int = 0, world_size: int = 1, start_step: int = 0) -> None:
-        """Describe the batches; no data is read."""
+                 seed: int, rank: int = 0, world_size: int = 1, start_step: int = 0, *,
+                 weights: list[float] | None = None, buckets: list[int] | None = None) -> None:
+        """Describe the batches; no data is read.
+
+        ``weights`` (one per dataset index) draws an image's samples with those weights instead
+        of uniformly (e.g. relations three times as often). ``buckets`` (one per group) keeps a
+        batch's images in one bucket (one input shape): an image of another bucket than the
+        batch's first is replaced by one of the first's bucket, drawn from ``(seed, step)``.
+        """
         if per_image < 1:
             raise ValueError(f"per_image must be >= 1, got {per_image}")
-        self.groups = [list(g) for g in groups if g]
+        kept = [k for k, g in enumerate(groups) if g]
+        self.groups = [list(groups[k]) for k in kept]
         super().__init__(len(self.groups), images_per_batch, seed, rank, world_size,
                          start_step)
         self.per_image = per_image
         self.seed = seed
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        if self.weights is not None and bool((self.weights <= 0).any()):
+            raise ValueError("sample weights must be positive")
+        self.buckets = None
+        if buckets is not None:
+            if len(buckets) != len(groups):
+                raise ValueError(f"{len(buckets)} buckets for {len(groups)} groups")
+            self.buckets = [buckets[k] for k in kept]
+            self.members: dict[int, list[int]] = {}
+            for image, bucket in enumerate(self.buckets):
+                self.members.setdefault(bucket, []).append(image)
+
+    def _same_bucket(self, images: list[int], step: int) -> list[int]:
+        if self.buckets is None:
+            return images
+        bucket = self.buckets[images[0]]
+        members = self.members[bucket]
+        rng = torch.Generator().manual_seed(hash((self.seed, step, 1699)) % 2**62)
+        return [image if self.buckets[image] == bucket else
+                members[int(torch.randint(len(members), (1,), generator=rng))]
+                for image in images]
+
+    def _picks(self, group: list[int], rng: torch.Generator) -> torch.Tensor:
+        if self.weights is not None:
+            weights = self.weights[group]
+            return torch.multinomial(weights, self.per_image,
+                                     replacement=len(group) < self.per_image, generator=rng)
+        if len(group) >= self.per_image:
+            return torch.randperm(len(group), generator=rng)[:self.per_image]
+        return torch.randint(len(group), (self.per_image,), generator=rng)
 
     def __iter__(self) -> Iterator[list[int]]:
         """Yield lists of ``images_per_batch * per_image`` indices forever."""
         for step, images in enumerate(super().__iter__(), start=self.start_step):
             epoch = self.epoch_of(step)
             batch = []
-            for image in images:
+            for image in self._same_bucket(images, step):
                 group = self.groups[image]
                 rng = torch.Generator().manual_seed(hash((self.seed, epoch, image)) % 2**62)
-                if len(group) >= self.per_image:
-                    picks = torch.randperm(len(group), generator=rng)[:self.per_image]
-                else:
-                    picks = torch.randint(len(group), (self.per_image,), generator=rng)
-                batch += [group[int(i)] for i in picks]
+                batch += [group[int(i)] for i in self._picks(group, rng)]
             yield batch

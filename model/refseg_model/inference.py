@@ -1,6 +1,7 @@
 """Inference: segment the object an expression refers to in an RGB image.
 
-``Segmenter`` applies the training preprocessing (letterbox to the model's square input,
+``Segmenter`` applies the training preprocessing (letterbox to the model's input, of the image's
+own aspect when the model's config says ``keep_aspect``,
 RGB mean subtracted, expression tokenised and left-padded), runs the network under
 ``torch.inference_mode`` and maps the probability map back to the original image size.
 """
@@ -111,10 +112,10 @@ class Segmenter:
         self.config = config
         self.stage = stage
         self.threshold = _check_threshold(threshold)
-        size = config.input_size
-        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        height, width = config.input_shape
         example = prepare_images(torch.zeros(1, 3, height, width, device=self.device),
                                  self.numeric_path)
+        self._compiled_shape = (height, width)
         tokens = torch.ones(1, config.max_len, dtype=torch.long, device=self.device)
         self._compiled, self.numeric_path = compile_if_faster(
             self.model, self.numeric_path, example, tokens, stage, compile)
@@ -166,7 +167,8 @@ class Segmenter:
             raise ValueError(f"image must have dtype uint8 (HxWx3 RGB), got {rgb.dtype}")
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
             raise ValueError(f"image must be HxWx3 RGB, got shape {rgb.shape}")
-        boxed, meta = letterbox(rgb, self.config.input_size, self.config.input_h)
+        height, width = self.config.input_shape_for(*rgb.shape[:2])
+        boxed, meta = letterbox(rgb, width, height)
         return normalize(boxed), meta
 
     def unknown_words(self, expression: str) -> tuple[str, ...]:
@@ -192,12 +194,16 @@ class Segmenter:
         threshold = self.threshold if threshold is None else _check_threshold(threshold)
         tokens = [self._tokens(e) for e in expressions]
         prepared = [self._image(im) for im in images]
+        if len({p[0].shape for p in prepared}) > 1:  # inputs of several aspects: one by one
+            return [self.predict_batch([im], [e], threshold)[0]
+                    for im, e in zip(images, expressions)]
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
         batch = prepare_images(batch, self.numeric_path)
         token_batch = torch.tensor(tokens, dtype=torch.long, device=self.device)
         with torch.inference_mode(), autocast(self.device, self.numeric_path):
-            if self._compiled is not None and batch.shape[0] == 1:
-                logits = self._compiled(batch, token_batch)  # compiled for batch 1
+            if self._compiled is not None and batch.shape[0] == 1 and \
+                    tuple(batch.shape[2:]) == self._compiled_shape:
+                logits = self._compiled(batch, token_batch)  # compiled for batch 1, one shape
             else:
                 logits = self.model.predict_logits(batch, token_batch, stage=self.stage)
             probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()

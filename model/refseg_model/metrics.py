@@ -47,18 +47,26 @@ class SegmentationMetrics:
         self.thresholds = tuple(thresholds)
         self.intersections: list[int] = []
         self.unions: list[int] = []
+        self.found: list[bool] = []
 
     def add(self, pred: np.ndarray, gt: np.ndarray) -> float:
         """Score one sample's predicted mask against its ground truth; return its IoU."""
         i, u = intersection_union(pred, gt)
         return self.add_counts(i, u)
 
-    def add_counts(self, intersection: int, union: int) -> float:
-        """Add one sample given its I and U counts; return its IoU."""
+    def add_counts(self, intersection: int, union: int, found: bool | None = None) -> float:
+        """Add one sample given its I and U counts; return its IoU.
+
+        ``found`` (whether the prediction has any pixel) is recorded when given: ``to_dict`` then
+        reports ``found_share``, the share of samples answered "found" (for expressions with no
+        target, the share of wrong answers).
+        """
         if intersection < 0 or union < intersection:
             raise ValueError(f"need 0 <= I <= U, got I={intersection}, U={union}")
         self.intersections.append(int(intersection))
         self.unions.append(int(union))
+        if found is not None:
+            self.found.append(bool(found))
         return sample_iou(intersection, union)
 
     def __len__(self) -> int:
@@ -94,6 +102,8 @@ class SegmentationMetrics:
         out["overall_iou"] = self.overall_iou()
         out["mean_iou"] = self.mean_iou()
         out["num_samples"] = len(self)
+        if self.found:
+            out["found_share"] = float(np.mean(self.found))
         return out
 
     def table_row(self, name: str) -> str:

@@ -76,6 +76,30 @@ class Letterbox:
         return asdict(self)
 
 
+def aspect_input_shape(height: int, width: int, pixels: int, stride: int) -> tuple[int, int]:
+    """Return a network input (height, width) of the image's aspect with about ``pixels`` pixels.
+
+    Both sides are multiples of ``stride`` (at least one cell); of the candidates around the exact
+    shape, the one whose aspect is closest to the image's wins (then the one nearest ``pixels``).
+    A 640x480 frame at 320*240 pixels gives 240x320; a 1280x720 one 208x368.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"image must be at least 1x1, got {height}x{width}")
+    if pixels < stride * stride or stride < 1:
+        raise ValueError(f"pixel budget {pixels} is too small for stride {stride}")
+    aspect = width / height
+    exact_w = (pixels * aspect) ** 0.5
+    best = None
+    for cells_w in {max(1, int(exact_w // stride) + d) for d in (-1, 0, 1)}:
+        w = cells_w * stride
+        for cells_h in {max(1, int(w / aspect // stride) + d) for d in (0, 1)}:
+            h = cells_h * stride
+            key = (round(abs(np.log((w / h) / aspect)), 3), abs(h * w - pixels))
+            if best is None or key < best[0]:
+                best = (key, (h, w))
+    return best[1]
+
+
 def _check_image(rgb: np.ndarray) -> None:
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
         shape = getattr(rgb, "shape", type(rgb).__name__)

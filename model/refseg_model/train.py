@@ -99,7 +99,30 @@ def build_dataset(cfg: ModelConfig, tcfg: TrainConfig, stage: str, vocab, source
         return BoxDataset(source, vocab, cfg, tcfg, seed=tcfg.seed)
     label = "coarse" if stage == "lowres" else "full"
     return RefSegDataset(source, vocab, cfg.input_size, label=label, stride=cfg.stride,
-                         max_len=cfg.max_len, input_height=cfg.input_h)
+                         max_len=cfg.max_len, input_height=cfg.input_h,
+                         input_shape_for=cfg.input_shape_for if cfg.keep_aspect else None,
+                         photometric=tcfg.photometric, seed=tcfg.seed)
+
+
+def kind_weights(dataset, tcfg: TrainConfig) -> list[float] | None:
+    """Return each sample's draw weight by expression kind (``tcfg.kind_weights``), or None."""
+    if not tcfg.kind_weights or not dataset.source.has_expression_kinds():
+        return None
+    kinds = [dataset.source.expression_kind(s) for s in dataset.source.samples]
+    return [float(tcfg.kind_weights.get(k.kind, 1.0)) if k is not None else 1.0 for k in kinds]
+
+
+def shape_buckets(dataset, groups: list[list[int]]) -> list[int] | None:
+    """Return one bucket per image (its network input shape) when inputs follow the aspect."""
+    if getattr(dataset, "input_shape_for", None) is None:
+        return None
+    shapes: dict[tuple, int] = {}
+    buckets = []
+    for group in groups:
+        height, width = dataset.source.image_size(dataset.source.samples[group[0]])
+        shape = dataset.input_shape_for(height, width)
+        buckets.append(shapes.setdefault(shape, len(shapes)))
+    return buckets if len(shapes) > 1 else None
 
 
 def make_loader(dataset, tcfg: TrainConfig, info: DistInfo, start_step: int) -> DataLoader:
@@ -112,9 +135,11 @@ def make_loader(dataset, tcfg: TrainConfig, info: DistInfo, start_step: int) -> 
         by_image: dict[str, list[int]] = {}
         for index, sample in enumerate(dataset.source.samples):
             by_image.setdefault(sample.image_id, []).append(index)
-        sampler = GroupedBatchSampler(list(by_image.values()), tcfg.batch_size // per_image,
+        groups = list(by_image.values())
+        sampler = GroupedBatchSampler(groups, tcfg.batch_size // per_image,
                                       per_image, tcfg.seed, info.rank, info.world_size,
-                                      start_step)
+                                      start_step, weights=kind_weights(dataset, tcfg),
+                                      buckets=shape_buckets(dataset, groups))
     else:
         sampler = ResumableBatchSampler(len(dataset), tcfg.batch_size, tcfg.seed, info.rank,
                                         info.world_size, start_step)

@@ -16,6 +16,7 @@ import pytest
 
 from refseg_model.breakdown import (
     GROUPINGS,
+    NO_TARGET,
     SIZE_EDGES,
     GroupedMetrics,
     markdown_group_table,
@@ -27,7 +28,7 @@ from refseg_model.data.base import DataError
 from refseg_model.data.synthetic import SyntheticSource
 from refseg_model.evaluate import evaluate
 from refseg_model.synth import generate_scene, make_demo_scene
-from refseg_model.synth.expressions import EXPRESSION_KINDS, kind_of_strategy
+from refseg_model.synth.expressions import EXPRESSION_KINDS, NO_TARGET_KINDS, kind_of_strategy
 from refseg_model.synth.scene import GENERATOR_VERSION
 from refseg_model.synth.writer import SPLITS, write_dataset
 
@@ -38,7 +39,8 @@ EDGES = (400, 1500)  # pixels, for 160x120 pictures
 # write_dataset(SEED, N, W, H), computed with the generator before kinds were recorded: recording
 # them must not change what the generator draws. PNG bytes are left out (they depend on the zlib
 # of OpenCV's build). A new generator version records its own digest here.
-OLD_FILES_DIGEST = {"1": "addc646bdabfc4e229d5cf38b16243bad114a8296951e6a035c62c0fa06e121a"}
+OLD_FILES_DIGEST = {"1": "addc646bdabfc4e229d5cf38b16243bad114a8296951e6a035c62c0fa06e121a",
+                    "2": "5b4d6fdad1f1c46ce6ac6fd71d0176c382234544f68c1fc8a837ab63223ea929"}
 
 
 @pytest.fixture(scope="module")
@@ -211,14 +213,23 @@ def test_by_kind_and_size_match_hand_computation(dataset):
     assert list(by_kind) == [k for k in EXPRESSION_KINDS if k in kinds]
     for kind, m in by_kind.items():
         assert m["num_samples"] == kinds.count(kind)
-        expected = 1.0 if kind in right else 0.0
+        # an empty prediction is the right answer to an expression with no target
+        expected = 1.0 if kind in right or kind in NO_TARGET_KINDS else 0.0
         assert m["prec@0.5"] == m["mean_iou"] == m["overall_iou"] == expected
+        assert m["found_share"] == (1.0 if kind in right else 0.0)
     strategies = Counter(source.expression_kind(s).strategy for s in source.samples)
     assert {k: m["num_samples"] for k, m in metrics["by_strategy"].items()} == strategies
-    assert list(metrics["by_size"]) == [b for b in size_bands(EDGES)
-                                        if any(size_band(a, EDGES) == b for a in areas)]
+    def band_of(area):
+        return size_band(area, EDGES) if area else NO_TARGET
+
+    assert list(metrics["by_size"]) == [b for b in [*size_bands(EDGES), NO_TARGET]
+                                        if any(band_of(a) == b for a in areas)]
+    assert NO_TARGET in metrics["by_size"]
     for band, m in metrics["by_size"].items():
-        members = [i for i, a in enumerate(areas) if size_band(a, EDGES) == band]
+        if band == NO_TARGET:
+            assert m["num_samples"] == areas.count(0) and m["prec@0.5"] == 1.0
+            continue
+        members = [i for i, a in enumerate(areas) if band_of(a) == band]
         hits = [i for i in members if kinds[i] in right]
         assert m["num_samples"] == len(members)
         assert m["prec@0.5"] == pytest.approx(len(hits) / len(members))
@@ -253,7 +264,8 @@ def test_cli_by_kind_and_size_whole_image(dataset, tmp_path, capsys):
     assert "absolute position" in printed or "position" not in data["by_kind"]
     for band, m in data["by_size"].items():
         row = next(line for line in printed.splitlines() if line.startswith(band + " "))
-        assert f"{100 * m['prec@0.5']:.2f}%" in row and row.split()[-1] == str(m["num_samples"])
+        assert f"{100 * m['prec@0.5']:.2f}%" in row and row.split()[-2] == str(m["num_samples"])
+        assert row.split()[-1] == f"{100 * m['found_share']:.1f}%"
     assert cli.main(["--baseline", "whole-image", "--dataset", "synthetic", "--data-root",
                      str(dataset), "--by", "size", "--size-edges", "9,3", "--no-progress"]) == 2
     choices = next(a.choices for a in cli.build_parser()._actions if a.dest == "by")

@@ -64,7 +64,10 @@ def test_cli_whole_image_matches_hand_computation(tmp_path, capsys):
                    str(tmp_path / "masks"), "--no-progress"])
     assert rc == 0
     metrics = json.loads(out.read_text())
-    assert list(metrics) == list(KEYS)
+    assert list(metrics)[:len(KEYS)] == list(KEYS)
+    assert set(metrics) - set(KEYS) == {"found_share", "present", "no_target"}
+    assert metrics["found_share"] == 1.0  # the whole image is an answer everywhere
+    assert metrics["no_target"] == {"num_samples": 0, "found_share": 0.0}
     source = open_source("referit", FIXTURE, "test")
     areas = [int(_gt(f"{s.image_id}_{s.region_id}").sum()) for s in source.samples]
     pixels = 64 * 48  # every fixture image is 64x48 or 48x64

@@ -51,7 +51,7 @@ def test_region_masks_match_objects(scenes):
         assert len({r.region_id for r in scene.regions}) == len(scene.regions)
         for region in scene.regions:
             assert region.mask.shape == (H, W) and region.mask.dtype == bool
-            assert region.mask.any(), region.region_id
+            assert region.mask.any() == (region.kind != "absent"), region.region_id
             assert region.expressions and all(e.strip() for e in region.expressions)
             if region.kind == "object":
                 (oid,) = region.object_ids
@@ -71,6 +71,8 @@ def test_region_masks_match_objects(scenes):
                 assert np.array_equal(region.mask, union)
                 cats = {scene.objects[i - 1].category for i in region.object_ids}
                 assert len(cats) == 1
+            elif region.kind == "absent":  # no referent: tests/model/test_no_target.py
+                assert region.object_ids == () and region.region_id == "absent"
             else:
                 assert region.kind == "stuff" and region.region_id in ("table", "wall", "floor")
                 assert not (region.mask & (scene.labels >= render.FIRST_OBJECT)).any()

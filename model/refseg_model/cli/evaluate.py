@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from refseg_model.augment import PERTURBATIONS
 from refseg_model.baselines import BASELINES, baseline_predictor
 from refseg_model.breakdown import GROUPINGS, SIZE_EDGES, check_size_edges, format_group_table
 from refseg_model.checkpoint import CheckpointError
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", action="append", default=[], choices=GROUPINGS,
                    help="also break the metrics down by expression kind, generator strategy "
                         "or target area (repeatable)")
+    p.add_argument("--perturb", choices=tuple(PERTURBATIONS), default=None,
+                   help="score under a camera condition applied to every image (sensor noise, "
+                        "blur, JPEG, white balance, exposure)")
     p.add_argument("--size-edges", default=",".join(map(str, SIZE_EDGES)), metavar="A,B,...",
                    help="--by size: band edges in pixels at the original image size")
     return p
@@ -92,13 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         predict_fn = _predictor(args)
         metrics = evaluate(predict_fn, source, save_masks=args.save_masks,
                            progress=not args.no_progress, limit=args.limit or None,
-                           by=args.by, size_edges=size_edges)
+                           by=args.by, size_edges=size_edges, perturb=args.perturb)
     except (CheckpointError, ConfigError, DataError, ValueError) as exc:
         print(f"refseg-eval: error: {exc}", file=sys.stderr)
         return 2
     name = args.name or args.baseline or (args.checkpoint.stem if args.checkpoint else "model")
     print(table_header())
     print(format_table_row(name, metrics))
+    if metrics["no_target"]["num_samples"]:
+        print(format_table_row(f"{name} (targets present)", metrics["present"]))
+        print(f"no-target expressions: {metrics['no_target']['num_samples']}, answered found: "
+              f"{100 * metrics['no_target']['found_share']:.1f}%")
     for grouping in dict.fromkeys(args.by):
         print()
         print(format_group_table(grouping, metrics[f"by_{grouping}"]))

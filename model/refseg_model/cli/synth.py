@@ -9,6 +9,17 @@ import time
 from refseg_model.synth.writer import add_expression_kinds, write_dataset
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 368x208; got {text!r}"
+                                         ) from None
+    if width < 32 or height < 24:
+        raise argparse.ArgumentTypeError(f"image size {text} is too small (at least 32x24)")
+    return width, height
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of ``refseg-synth``."""
     p = argparse.ArgumentParser(
@@ -20,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same bytes)")
     p.add_argument("--width", type=int, default=640, help="image width in pixels")
     p.add_argument("--height", type=int, default=480, help="image height in pixels")
+    p.add_argument("--wide", type=_size, default=None, metavar="WxH",
+                   help="a second, wide camera (e.g. 368x208, 16:9) for --wide-frac of the scenes")
+    p.add_argument("--wide-frac", type=float, default=0.0,
+                   help="share of the scenes drawn with the --wide camera (default 0)")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--val-frac", type=float, default=0.1, help="fraction of images in val")
     p.add_argument("--test-frac", type=float, default=0.1, help="fraction of images in test")
@@ -42,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = write_dataset(args.out, args.num_images, seed=args.seed, width=args.width,
                              height=args.height, workers=args.workers, val_frac=args.val_frac,
-                             test_frac=args.test_frac, progress=not args.quiet)
+                             test_frac=args.test_frac, progress=not args.quiet,
+                             wide=args.wide, wide_frac=args.wide_frac)
     except (ValueError, OSError) as exc:
         print(f"refseg-synth: error: {exc}", file=sys.stderr)
         return 2

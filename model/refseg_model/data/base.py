@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from refseg_model.augment import photometric
 from refseg_model.preprocess import coarse_labels, letterbox, letterbox_mask, normalize
 from refseg_model.text import MAX_LEN, Vocabulary
 
@@ -163,6 +164,10 @@ class SampleSource:
         """Return the sample's image as HxWx3 uint8 RGB; raise :class:`DataError` if unreadable."""
         return read_rgb(sample.image_path)
 
+    def image_size(self, sample: Sample) -> tuple[int, int]:
+        """Return the (height, width) of the sample's image (decodes it; sources may do better)."""
+        return tuple(self.load_image(sample).shape[:2])
+
     def load_mask(self, sample: Sample) -> np.ndarray:
         """Return the sample's ground-truth mask as HxW bool; raise :class:`DataError`."""
         raise NotImplementedError
@@ -230,11 +235,15 @@ class RefSegDataset(Dataset):
 
     def __init__(self, source: SampleSource, vocab: Vocabulary, input_size: int, *,
                  label: str = "full", stride: int = 32, on_error: str | None = None,
-                 max_len: int = MAX_LEN, input_height: int | None = None):
+                 max_len: int = MAX_LEN, input_height: int | None = None,
+                 input_shape_for: Callable[[int, int], tuple[int, int]] | None = None,
+                 photometric: bool = False, seed: int = 0):
         """Wrap ``source``; ``on_error`` defaults to the source's own policy.
 
         The network input is ``input_size`` wide and ``input_height`` (default: ``input_size``)
-        high.
+        high, or ``input_shape_for(image_height, image_width)`` per image when given (an input of
+        each image's aspect: batch images of one shape together). ``photometric`` applies
+        :func:`refseg_model.augment.photometric` to every image (training only).
         """
         if label not in ("full", "coarse"):
             raise ValueError(f"label must be 'full' or 'coarse', got {label!r}")
@@ -255,6 +264,9 @@ class RefSegDataset(Dataset):
         self.stride = stride
         self.on_error = on_error or source.on_error
         self.max_len = max_len
+        self.input_shape_for = input_shape_for
+        self.photometric = photometric
+        self._rng = np.random.default_rng([int(seed), 7919])
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -276,8 +288,16 @@ class RefSegDataset(Dataset):
         """Return the preprocessed sample ``index`` (or the next loadable one when skipping)."""
         index, image, mask = self._load(index)
         sample = self.source.samples[index]
-        boxed, meta = letterbox(image, self.input_size, self.input_height)
-        full = letterbox_mask(mask, self.input_size, self.input_height)
+        height, width = self.input_height, self.input_size
+        if self.input_shape_for is not None:
+            height, width = self.input_shape_for(*image.shape[:2])
+            if width % self.stride or height % self.stride:
+                raise ValueError(f"input {height}x{width} for {sample.sample_id} is not a "
+                                 f"multiple of stride {self.stride}")
+        if self.photometric:
+            image = photometric(image, self._rng)
+        boxed, meta = letterbox(image, width, height)
+        full = letterbox_mask(mask, width, height)
         target = coarse_labels(full, self.stride) if self.label == "coarse" else full
         return {
             "image": torch.from_numpy(normalize(boxed)),

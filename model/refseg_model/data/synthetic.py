@@ -109,6 +109,11 @@ class SyntheticSource(QueryLayoutSource):
         k = int(sample.sample_id.rsplit("_", 1)[1])
         return entries[k] if entries is not None and k < len(entries) else None
 
+    def image_size(self, sample: Sample) -> tuple[int, int]:
+        """Return the (height, width) of the sample's image, from its camera file."""
+        camera = read_json(self.root / "camera" / f"{sample.image_id}.json", "camera")
+        return int(camera["height"]), int(camera["width"])
+
     def load_depth(self, sample: Sample) -> np.ndarray:
         """Return the depth of the sample's image as HxW float32 metres (0 = no depth)."""
         return read_depth_png(self.root / "depth" / f"{sample.image_id}.png")

@@ -13,11 +13,16 @@ it is also unambiguous to a person looking at the picture:
 - relations to a landmark with its own unique description: "the bottle next to the blue box",
   "the ball in front of the bowl", "the cup left of the jar";
 - plurals over every look-alike: "the two green balls" (a group region: the union of the masks);
-- stuff: "the table", "the wall", "the floor".
+- stuff: "the table", "the wall", "the floor";
+- no target at all ("it is not there" is an answer): a category the scene lacks ("the jar" with
+  no jar), a colour+category pair it lacks though both words occur in it ("the blue cup" beside a
+  blue box and a red cup), and a relation to an absent landmark ("the cup next to the yellow
+  bowl" with a cup but no yellow bowl). Their region is empty (no pixel), of kind ``absent``.
 
 Each expression keeps the *strategy* that produced it (``category``, ``colour``, ``colour_only``,
 ``size``, ``position``, ``global``, ``corner``, ``relation``, ``plural``, ``plural_colour``,
-``table``, ``wall``, ``floor``) and its coarser *kind* (:data:`EXPRESSION_KINDS`, see
+``table``, ``wall``, ``floor``, ``absent_category``, ``absent_colour``, ``absent_relation``)
+and its coarser *kind* (:data:`EXPRESSION_KINDS`, see
 :func:`kind_of_strategy`), so that evaluation can be broken down by what the expression asks for.
 """
 
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refseg_model.synth.objects import COMPARATIVES, NOUNS, PLURALS, SIZE_WORDS
+from refseg_model.synth.objects import CATEGORIES, COMPARATIVES, NOUNS, PLURALS, SIZE_WORDS
 
 MIN_VISIBLE_FRACTION = 0.3  # objects hidden more than this are never targets
 MIN_TARGET_AREA = 0.0015  # of the image
@@ -38,10 +43,21 @@ NEAR_GAP, FAR_GAP = 0.06, 0.14  # metres between footprints for "next to"
 COMMANDS = ("pick up", "grab", "take", "hand me", "give me", "point at", "find")
 STUFF_COMMANDS = ("point at", "find", "look at")
 ONE = {2: "two", 3: "three"}
-EXPRESSION_KINDS = ("category", "colour", "colour_only", "size", "position", "relation",
-                    "plural", "stuff")
+PRESENT_KINDS = ("category", "colour", "colour_only", "size", "position", "relation", "plural",
+                 "stuff")
+NO_TARGET_KINDS = ("absent_category", "absent_colour", "absent_relation")
+EXPRESSION_KINDS = PRESENT_KINDS + NO_TARGET_KINDS
 """Kinds of expression, in table order: "position" is an absolute position (among look-alikes,
-in the whole picture or a corner), "plural" names a group of look-alikes."""
+in the whole picture or a corner), "plural" names a group of look-alikes; the ``absent_*`` kinds
+(:data:`NO_TARGET_KINDS`) have no referent in the scene: the right answer is "not found"."""
+STRATEGY_WEIGHTS: dict[str, float] = {"relation": 3.0, "size": 3.0, "position": 1.5,
+                                      "global": 1.5, "corner": 1.5}
+"""How much more often than the others a strategy is drawn first for a region (when it applies):
+relations, size words and positions are what a grasp command turns on, and each applies to few
+objects of a scene, so uniform draws left them 5% (relation) and 4% (size) of the expressions.
+``docs/RESULTS.md`` has the A/B against uniform draws (weights all 1)."""
+ABSENT_REGION_ID = "absent"
+"""Region id of a scene's no-target expressions (their mask is empty)."""
 _KIND_OF_STRATEGY = {"global": "position", "corner": "position", "plural_colour": "plural",
                      "table": "stuff", "wall": "stuff", "floor": "stuff"}
 
@@ -52,6 +68,11 @@ def kind_of_strategy(strategy: str) -> str:
     if kind not in EXPRESSION_KINDS:
         raise ValueError(f"unknown expression strategy {strategy!r}")
     return kind
+
+
+def is_no_target_kind(kind: str) -> bool:
+    """Return whether expressions of ``kind`` have no referent (the answer is "not found")."""
+    return kind in NO_TARGET_KINDS
 
 
 def _strategy_name(key: str) -> str:
@@ -86,10 +107,19 @@ class _Phrases:
         self.by_strategy.setdefault(strategy, []).append(forms)
 
     def pick(self, k: int, commands: tuple) -> tuple[list[str], list[str]]:
-        """Draw up to ``k`` distinct expressions; return them and the strategy of each."""
+        """Draw up to ``k`` distinct expressions; return them and the strategy of each.
+
+        Strategies are taken in a random order weighted by :data:`STRATEGY_WEIGHTS` (a weight
+        ``w`` puts a strategy first ``w`` times as often as a weight of 1); a region that a
+        strategy of weight over 2 applies to gets one expression more.
+        """
         rng = self.rng
         strategies = sorted(self.by_strategy)
-        rng.shuffle(strategies)
+        if any(STRATEGY_WEIGHTS.get(_strategy_name(s), 1.0) > 2.0 for s in strategies):
+            k += 1  # one more expression where a relation or a size word applies
+        keys = rng.random(len(strategies))  # weighted order: sort by u ** (1 / w), largest first
+        weights = [STRATEGY_WEIGHTS.get(_strategy_name(s), 1.0) for s in strategies]
+        strategies = [s for _, s in sorted(zip(-keys ** (1.0 / np.asarray(weights)), strategies))]
         chosen: list[str] = []
         origin: list[str] = []
         rounds = 0
@@ -303,6 +333,38 @@ def describe_groups(present: list, rng: np.random.Generator) -> list[tuple[tuple
     return sorted(sets.items())
 
 
+def describe_absent(present: list, rng: np.random.Generator) -> _Phrases:
+    """Expressions with no referent among the ``present`` objects (kinds ``absent_*``).
+
+    - ``absent_category``: a category no object of the scene has;
+    - ``absent_colour``: a colour+category pair no object has, though an object of that category
+      and an object of that colour are both in the picture (the hard case: every word occurs);
+    - ``absent_relation``: a present object related to a landmark that is not there (an absent
+      category, or an absent colour+category pair).
+    Objects hidden behind others count as present (a speaker may know they are there).
+    """
+    ph = _Phrases(rng)
+    cats = sorted({p.category for p in present})
+    colours = sorted({p.colour for p in present})
+    pairs = {(p.colour, p.category) for p in present}
+    absent_cats = [c for c in CATEGORIES if c not in cats]
+    absent_pairs = [(col, cat) for cat in cats for col in colours if (col, cat) not in pairs]
+    if absent_cats:
+        cat = absent_cats[int(rng.integers(len(absent_cats)))]
+        ph.add("absent_category", _the(_noun(rng, cat)))
+    if absent_pairs:
+        col, cat = absent_pairs[int(rng.integers(len(absent_pairs)))]
+        ph.add("absent_colour", _the(f"{col} {_noun(rng, cat)}"))
+    landmarks = [_noun(rng, c) for c in absent_cats] + \
+        [f"{col} {_noun(rng, cat)}" for col, cat in absent_pairs]
+    if landmarks and cats:
+        cat = cats[int(rng.integers(len(cats)))]
+        landmark = landmarks[int(rng.integers(len(landmarks)))]
+        forms = RELATION_FORMS[sorted(RELATION_FORMS)[int(rng.integers(len(RELATION_FORMS)))]]
+        ph.add("absent_relation", [f.format(d=_noun(rng, cat), l=landmark) for f in forms])
+    return ph
+
+
 def count_expressions(rng: np.random.Generator) -> int:
     """How many expressions a region gets: 1 to 3 (some regions have a single one)."""
     return int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
@@ -344,4 +406,9 @@ def describe_scene(objects: list, stuff: dict, rng: np.random.Generator, width: 
         ph.add(name, stuff_forms[name] + list(extra))
         texts, strategies = ph.pick(int(rng.choice([1, 2], p=[0.75, 0.25])), STUFF_COMMANDS)
         regions.append(RegionText(name, "stuff", (), texts, strategies))
+    if present:
+        absent = describe_absent(present, rng)
+        texts, strategies = absent.pick(int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2])), COMMANDS)
+        if texts:
+            regions.append(RegionText(ABSENT_REGION_ID, "absent", (), texts, strategies))
     return regions

@@ -18,7 +18,7 @@ from refseg_model.synth.expressions import describe_scene
 from refseg_model.synth.objects import CATEGORIES, COLOURS, SIZES, ObjectSpec, sample_spec
 from refseg_model.synth.render import Environment, PlacedObject, sample_environment
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: no-target expressions (region "absent")
 MIN_OBJECTS, MAX_OBJECTS = 3, 7
 MIN_HEIGHT_PX, MAX_HEIGHT_PX = 40, 165
 CLUSTER_PROB = 0.5  # object heights in the picture, at 480 rows
@@ -73,7 +73,7 @@ class Region:
     region_id: str
     expressions: list[str]
     mask: np.ndarray  # HxW bool: the visible pixels
-    kind: str  # "object", "group" or "stuff"
+    kind: str  # "object", "group", "stuff" or "absent" (no referent, empty mask)
     object_ids: tuple = ()
     strategies: list[str] = field(default_factory=list)
 
@@ -268,7 +268,9 @@ def _compose(seed, rng: np.random.Generator, cam: Camera, env: Environment,
     texts = describe_scene(objects, stuff, rng, cam.width, cam.height)
     regions = []
     for t in texts:
-        if t.kind == "stuff":
+        if t.kind == "absent":  # no referent: the empty mask
+            mask = np.zeros(labels.shape, dtype=bool)
+        elif t.kind == "stuff":
             codes = {"table": (render.TABLE, render.TABLE_FRONT), "wall": (render.WALL,),
                      "floor": (render.FLOOR,)}[t.region_id]
             mask = np.isin(labels, codes)

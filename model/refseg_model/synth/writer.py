@@ -121,13 +121,31 @@ def split_of_images(num_images: int, seed: int, val_frac: float, test_frac: floa
     return splits
 
 
+def image_sizes(num_images: int, seed: int, size: tuple[int, int],
+                wide: tuple[int, int] | None = None, wide_frac: float = 0.0
+                ) -> list[tuple[int, int]]:
+    """Return each image's (width, height): ``wide`` for a ``wide_frac`` share, else ``size``.
+
+    Which images are wide depends only on ``(seed, index)``: a dataset mixing a 4:3 camera and a
+    16:9 one (``--wide 368x208 --wide-frac 0.3``) keeps its bytes whatever the worker count.
+    """
+    if not 0.0 <= wide_frac <= 1.0:
+        raise ValueError(f"wide_frac must be in [0, 1], got {wide_frac}")
+    if wide is None or wide_frac == 0.0:
+        return [tuple(size)] * num_images
+    draws = [np.random.default_rng([int(seed), i, 169]).random() for i in range(num_images)]
+    return [tuple(wide) if u < wide_frac else tuple(size) for u in draws]
+
+
 def _draw_all(root: Path, num_images: int, seed: int, width: int, height: int, val_frac: float,
-              test_frac: float, workers: int, progress: bool, write: bool) -> tuple:
+              test_frac: float, workers: int, progress: bool, write: bool,
+              wide: tuple[int, int] | None = None, wide_frac: float = 0.0) -> tuple:
     """Draw every scene (writing its files when ``write``); gather queries, kinds and counts."""
     splits = split_of_images(num_images, seed, val_frac, test_frac)
     digits = max(6, len(str(num_images - 1)))
     ids = [f"{i:0{digits}d}" for i in range(num_images)]
-    jobs = [(str(root), int(seed), i, ids[i], int(width), int(height), write)
+    sizes = image_sizes(num_images, seed, (width, height), wide, wide_frac)
+    jobs = [(str(root), int(seed), i, ids[i], int(sizes[i][0]), int(sizes[i][1]), write)
             for i in range(num_images)]
     queries: dict[str, dict] = {s: {} for s in SPLITS}
     kinds: dict[str, dict] = {s: {} for s in SPLITS}
@@ -157,8 +175,13 @@ def _draw_all(root: Path, num_images: int, seed: int, width: int, height: int, v
 
 def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width: int = 640,
                   height: int = 480, workers: int = 1, val_frac: float = 0.1,
-                  test_frac: float = 0.1, progress: bool = True) -> dict:
-    """Generate ``num_images`` scenes into ``out``; return the content of ``meta.json``."""
+                  test_frac: float = 0.1, progress: bool = True,
+                  wide: tuple[int, int] | None = None, wide_frac: float = 0.0) -> dict:
+    """Generate ``num_images`` scenes into ``out``; return the content of ``meta.json``.
+
+    ``wide`` (width, height) with ``wide_frac`` > 0 draws that share of the scenes with a second
+    camera (a 16:9 one beside the 4:3 ``width x height``), see :func:`image_sizes`.
+    """
     if num_images < 1:
         raise ValueError(f"num_images must be at least 1, got {num_images}")
     if workers < 1:
@@ -169,7 +192,8 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
     for sub in SUBDIRS:
         (root / sub).mkdir(parents=True, exist_ok=True)
     splits, ids, queries, kinds, totals, expressions = _draw_all(
-        root, num_images, seed, width, height, val_frac, test_frac, workers, progress, write=True)
+        root, num_images, seed, width, height, val_frac, test_frac, workers, progress, write=True,
+        wide=wide, wide_frac=wide_frac)
     counts = {}
     for split in SPLITS:
         image_ids = [ids[i] for i in range(num_images) if splits[i] == split]
@@ -185,6 +209,8 @@ def write_dataset(out: str | os.PathLike, num_images: int, seed: int = 0, width:
         "generator": "refseg-synth", "generator_version": GENERATOR_VERSION,
         "seed": int(seed), "num_images": num_images, "width": int(width), "height": int(height),
         "val_frac": val_frac, "test_frac": test_frac, "splits": counts,
+        **({"wide": [int(v) for v in wide], "wide_frac": float(wide_frac)}
+           if wide is not None and wide_frac > 0 else {}),
         "objects_by_category": dict(sorted(totals["objects"].items())),
         "objects_by_colour": dict(sorted(totals["colours"].items())),
         "regions_by_kind": dict(sorted(totals["kinds"].items())),
@@ -210,6 +236,8 @@ def add_expression_kinds(out: str | os.PathLike, workers: int = 1, progress: boo
         version, seed = meta["generator_version"], int(meta["seed"])
         num_images, width, height = (int(meta[k]) for k in ("num_images", "width", "height"))
         val_frac, test_frac = float(meta["val_frac"]), float(meta["test_frac"])
+        wide = tuple(int(v) for v in meta["wide"]) if "wide" in meta else None
+        wide_frac = float(meta.get("wide_frac", 0.0))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{root / 'meta.json'}: not the meta file of a refseg-synth dataset "
                          f"({exc})") from exc
@@ -217,7 +245,8 @@ def add_expression_kinds(out: str | os.PathLike, workers: int = 1, progress: boo
         raise ValueError(f"{root} was written by generator version {version}, this is "
                          f"{GENERATOR_VERSION}: its scenes cannot be drawn again")
     _, _, queries, kinds, _, _ = _draw_all(root, num_images, seed, width, height, val_frac,
-                                           test_frac, workers, progress, write=False)
+                                           test_frac, workers, progress, write=False,
+                                           wide=wide, wide_frac=wide_frac)
     for split in SPLITS:
         path = root / f"synthetic_query_{split}.json"
         try:

@@ -1,0 +1,106 @@
+"""Expressions with no referent: the generator writes them, evaluation scores "not found"."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from refseg_model.data import open_source
+from refseg_model.evaluate import evaluate
+from refseg_model.synth import generate_scene
+from refseg_model.synth.expressions import NO_TARGET_KINDS, kind_of_strategy
+from refseg_model.synth.objects import NOUNS
+from refseg_model.synth.writer import write_dataset
+
+NOUN_TO_CATEGORY = {n: c for c, names in NOUNS.items() for n in names}
+COMMAND_WORDS = ("pick up ", "grab ", "take ", "hand me ", "give me ", "point at ", "find ")
+
+
+def _words(expression: str) -> list[str]:
+    for command in COMMAND_WORDS:
+        if expression.startswith(command):
+            expression = expression[len(command):]
+    return [w for w in expression.split() if w != "the"]
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return [generate_scene((2027, i), 160, 120) for i in range(40)]
+
+
+def test_every_no_target_kind_is_drawn_with_an_empty_mask(scenes):
+    seen = set()
+    for scene in scenes:
+        for region in scene.regions:
+            kinds = {kind_of_strategy(s) for s in region.strategies}
+            if region.kind == "absent":
+                assert not region.mask.any() and region.object_ids == ()
+                assert kinds <= set(NO_TARGET_KINDS)
+                seen |= kinds
+            else:
+                assert not kinds & set(NO_TARGET_KINDS)
+    assert seen == set(NO_TARGET_KINDS)
+
+
+def test_no_target_expressions_name_nothing_in_the_scene(scenes):
+    for scene in scenes:
+        objects = [o for o in scene.objects if o.area > 0]
+        pairs = {(o.colour, o.category) for o in objects}
+        for region in (r for r in scene.regions if r.kind == "absent"):
+            for text, strategy in zip(region.expressions, region.strategies):
+                words = _words(text)
+                if strategy == "absent_category":
+                    category = NOUN_TO_CATEGORY[words[-1]]
+                    assert category not in {o.category for o in objects}, text
+                elif strategy == "absent_colour":
+                    colour, category = words[-2], NOUN_TO_CATEGORY[words[-1]]
+                    assert (colour, category) not in pairs, text
+                    # the hard case: both words occur in the picture
+                    assert colour in {o.colour for o in objects}, text
+                    assert category in {o.category for o in objects}, text
+                else:
+                    head = NOUN_TO_CATEGORY[words[0]]
+                    assert head in {o.category for o in objects}, text
+                    landmark = words[-1]
+                    category = NOUN_TO_CATEGORY[landmark]
+                    colour = words[-2] if words[-2] not in ("to", "of", "next", "beside",
+                                                            "near", "behind", "front") else None
+                    named = [o for o in objects if o.category == category and
+                             (colour is None or o.colour == colour)]
+                    assert not named, (text, colour, category)
+
+
+def test_evaluation_scores_not_found_and_reports_the_found_share(tmp_path):
+    write_dataset(tmp_path / "ds", 6, seed=3, width=96, height=72, val_frac=0.0, test_frac=0.5,
+                  progress=False)
+    source = open_source("synthetic", tmp_path / "ds", "test")
+    kinds = json.loads((tmp_path / "ds" / "synthetic_kinds_test.json").read_text())
+    absent = [s for s in source.samples
+              if kinds[f"{s.image_id}_{s.region_id}"][0]["kind"] in NO_TARGET_KINDS]
+    assert absent, "the test split should hold no-target expressions"
+
+    def says_nothing(rgb, expression):
+        return np.zeros(rgb.shape[:2], bool)
+
+    def says_everything(rgb, expression):
+        return np.ones(rgb.shape[:2], bool)
+
+    quiet = evaluate(says_nothing, source, progress=False, by=["kind", "size"])
+    loud = evaluate(says_everything, source, progress=False, by=["kind", "size"])
+    n_absent = len(absent)
+    assert quiet["no_target"] == {"num_samples": n_absent, "found_share": 0.0}
+    assert loud["no_target"] == {"num_samples": n_absent, "found_share": 1.0}
+    assert quiet["present"]["num_samples"] == len(source) - n_absent
+    assert quiet["present"]["prec@0.5"] == 0.0  # nothing found where something is
+    assert quiet["prec@0.5"] == pytest.approx(n_absent / len(source))  # right on "absent"
+    for kind in NO_TARGET_KINDS:
+        if kind in quiet["by_kind"]:
+            assert quiet["by_kind"][kind]["found_share"] == 0.0
+            assert loud["by_kind"][kind]["found_share"] == 1.0
+            assert quiet["by_kind"][kind]["prec@0.5"] == 1.0
+    # an empty target is not a small one: it has a size group of its own
+    assert quiet["by_size"]["no target"]["num_samples"] == n_absent
+    assert sum(m["num_samples"] for band, m in quiet["by_size"].items()
+               if band != "no target") == len(source) - n_absent
