@@ -25,8 +25,8 @@ setup(
     entry_points={
         'console_scripts': [
             'refseg_node = refseg_node.node:main',
-            'synthetic_camera = refseg_node.synthetic_camera:main',
-            'speech_command = refseg_node.speech_command:main',
+            'synthetic_camera = refseg_node.sim.synthetic_camera:main',
+            'speech_command = refseg_node.speech.command_node:main',
         ],
     },
 )

@@ -28,7 +28,8 @@ from bench.dds_echo import IN_TOPIC, OUT_TOPIC, qos
 from refseg_model.inference import Segmenter
 from refseg_model.synth.writer import write_dataset
 from refseg_msgs.msg import Segmentation
-from refseg_node.harness import (
+from refseg_node.ros_io.image_conversion import rgb8_msg, to_rgb
+from tests.harness import (
     REPO,
     Graph,
     NodeProcess,
@@ -37,7 +38,6 @@ from refseg_node.harness import (
     node_args,
     reliable_qos,
 )
-from refseg_node.image_conversion import rgb8_msg, to_rgb
 
 from .stats import summarize, time_calls
 
@@ -79,7 +79,7 @@ class Client:
     """This process's side: publishes query and images, collects ``Segmentation`` messages."""
 
     def __init__(self) -> None:
-        """Create the peer node (``refseg_node.harness.Graph``) and its endpoints."""
+        """Create the peer node (``tests.harness.Graph``) and its endpoints."""
         self.graph = Graph("refseg_bench")
         self.node = self.graph.node
         self.query_pub = self.node.create_publisher(String, "/refseg/query", 10)

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from refseg_node.cdr_image import parse_image
-from refseg_node.dds_profile import PROFILE_ENV, profile_path
+from refseg_node.ros_io.cdr_image import parse_image
+from refseg_node.ros_io.dds_profile import PROFILE_ENV, profile_path
 
 RELIABLE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT_QOS = qos_profile_sensor_data

@@ -39,14 +39,14 @@ import refseg_model
 from refseg_model import Segmenter
 from refseg_model.fastpath import configure_serving, describe_threads
 from refseg_msgs.srv import Segment
-from refseg_node import messages
 from refseg_node.camera_input import CameraInputs
-from refseg_node.dds_profile import apply_default_profile
-from refseg_node.image_conversion import ConversionError
+from refseg_node.language.queries import Throttle, TokenBucket, resolve_query
 from refseg_node.outputs import Outputs
 from refseg_node.parameters import PARAMETERS, Settings, SettingsError, update_settings
-from refseg_node.pipeline import NotActiveError
-from refseg_node.queries import Throttle, TokenBucket, resolve_query
+from refseg_node.perception.pipeline import NotActiveError
+from refseg_node.ros_io import messages
+from refseg_node.ros_io.dds_profile import apply_default_profile
+from refseg_node.ros_io.image_conversion import ConversionError
 from refseg_node.workers import Workers
 
 NODE_NAME = "refseg"

@@ -15,8 +15,8 @@ from visualization_msgs.msg import Marker
 
 from refseg_model.drawing import draw_overlay
 from refseg_msgs.msg import Segmentation
-from refseg_node import extent_messages, messages
-from refseg_node.image_conversion import bgr8_msg
+from refseg_node.ros_io import extent_messages, messages
+from refseg_node.ros_io.image_conversion import bgr8_msg
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # (name, message type, topic) of every output.

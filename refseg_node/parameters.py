@@ -27,8 +27,8 @@ from rcl_interfaces.msg import (
 )
 
 from refseg_model.config import PRECISIONS
-from refseg_node.command_parser import DEFAULT_MAX_LENGTH
-from refseg_node.image_conversion import DEFAULT_MAX_PIXELS
+from refseg_node.language.command_parser import DEFAULT_MAX_LENGTH
+from refseg_node.ros_io.image_conversion import DEFAULT_MAX_PIXELS
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
@@ -165,7 +165,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "before one warning names the fix; 0 = never warn", live=True, minimum=0.0),
     ParameterSpec("log_period", 5.0, "seconds between two repeated warnings of the same kind",
                   live=True, minimum=0.0),
-    # The target's points and extent (refseg_node.cloud) and the mask tracker (tracking).
+    # The target's points and extent (refseg_node.perception.cloud) and the mask tracker (tracking).
     ParameterSpec("cloud_erode_px", 2, "pixels taken off the target's border before its points "
                   "are back-projected (edge pixels mix the target's and the background's depth)",
                   live=True, minimum=0, maximum=50),

@@ -2,13 +2,13 @@
 
 :class:`Workers` owns what they share: the :class:`~refseg_node.scheduler.FrameScheduler` under
 one condition variable, the depth and CameraInfo cache, the loaded ``Segmenter`` (touched on the
-model thread only) and the :class:`~refseg_node.tracking.TrackedStream`. The node's callbacks
-hand it frames and queries (and wake the threads); the worker segments the latest frame for the
-active query, the tracker answers the frames that arrive while the model is busy with the
-model's last mask moved onto them. Results go to the ``publish(result, rgb)`` callable, warnings
-to ``warn(kind, text)`` (the node throttles them); the settings are read afresh through
-``settings()`` for every frame, so live parameter changes apply at once. No ROS entities here:
-the node creates those.
+model thread only) and the :class:`~refseg_node.perception.tracking.TrackedStream`. The
+node's callbacks hand it frames and queries (and wake the threads); the worker segments the
+latest frame for the active query, the tracker answers the frames that arrive while the model
+is busy with the model's last mask moved onto them. Results go to the ``publish(result, rgb)``
+callable, warnings to ``warn(kind, text)`` (the node throttles them); the settings are read
+afresh through ``settings()`` for every frame, so live parameter changes apply at once. No ROS
+entities here: the node creates those.
 
 Every call into torch (loading, inference, release) runs on :class:`ModelThread`. libgomp keeps
 an OpenMP team for each thread that enters a parallel region, and once a process holds more
@@ -28,10 +28,15 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from refseg_node.image_conversion import ConversionError, to_rgb
-from refseg_node.pipeline import NotActiveError, SensorCache, carried_frame, segment_frame
+from refseg_node.perception.pipeline import (
+    NotActiveError,
+    SensorCache,
+    carried_frame,
+    segment_frame,
+)
+from refseg_node.perception.tracking import TrackedStream, TrackerSettings, to_gray
+from refseg_node.ros_io.image_conversion import ConversionError, to_rgb
 from refseg_node.scheduler import Counts, FrameScheduler, Job
-from refseg_node.tracking import TrackedStream, TrackerSettings, to_gray
 
 # How long the executor's image callback waits for the model thread to take a frame it is free
 # for (it takes it within 0.1 ms; a model thread busy with a service call lets it go at this).

@@ -1,6 +1,6 @@
 """ROS graph fixtures of the node and stress tests (registered by tests/conftest.py).
 
-The processes, the peer node and the waits are ``refseg_node.harness`` (bench and demo use it
+The processes, the peer node and the waits are ``tests.harness`` (bench and demo use it
 too); this file only turns them into pytest fixtures. The node under test always runs as a
 separate process (``python -m refseg_node.node``); the test process holds a peer node whose
 executor spins in a background thread.
@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from refseg_node.harness import (  # noqa: F401 - re-exported for the tests
+from tests.harness import (  # noqa: F401 - re-exported for the tests
     DEADLINE,
     REPO,
     START_DEADLINE,

@@ -26,7 +26,13 @@ from refseg_model.fileio import atomic_write, write_mask_png, write_png
 from refseg_model.metrics import mask_iou
 from refseg_model.synth import make_demo_scene
 from refseg_msgs.msg import Segmentation
-from refseg_node.harness import (
+from refseg_node.ros_io.image_conversion import image_to_array
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:   # the process harness lives with the tests (tests/harness.py)
+    sys.path.insert(0, str(REPO))
+
+from tests.harness import (  # noqa: E402
     Graph,
     NodeProcess,
     WaitTimeout,
@@ -35,9 +41,7 @@ from refseg_node.harness import (
     reliable_qos,
     wait_until,
 )
-from refseg_node.image_conversion import image_to_array
 
-REPO = Path(__file__).resolve().parents[1]
 COMMAND = 'pick up the red cup on the left'
 
 
@@ -76,7 +80,7 @@ def run(args) -> int:
                  '-p', f'device:={args.device}', '-p', 'image_qos:=reliable']
     if args.checkpoint:
         node_args += ['-p', f'checkpoint:={args.checkpoint}']
-    starts = [('synthetic_camera', 'refseg_node.synthetic_camera',
+    starts = [('synthetic_camera', 'refseg_node.sim.synthetic_camera',
                ['-p', 'scene:=demo', '-p', f'seed:={args.seed}', '-p', 'rate:=10.0',
                 '-p', 'qos:=reliable']),
               ('refseg_node', 'refseg_node.node', node_args)]

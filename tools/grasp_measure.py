@@ -2,17 +2,17 @@
 
 Sections (``--section``, default all):
 
-- ``extent``: the demo scene (640x480). (a) ``refseg_node.cloud`` on the true mask of the red cup
-  on the left with the frame's 16UC1 depth: is the robust 3D centre inside the cup's true box,
-  and how do width and height (camera x and y) compare with the span of the cup's visible
+- ``extent``: the demo scene (640x480). (a) ``refseg_node.perception.cloud`` on the true mask of
+  the red cup on the left with the frame's 16UC1 depth: is the robust 3D centre inside the cup's
+  true box, and how do width and height (camera x and y) compare with the span of the cup's visible
   surface; (b) the same through the node in a real graph with ``--checkpoint``: the model's
   mask, the Segmentation's extent and the share of /refseg/target_cloud points on the true cup.
-- ``tracker``: ``refseg_node.tracking`` alone over one 2-second sweep of the panning camera
-  (10 Hz, +-4 degrees), key frame the true mask (the tracker as if the model were perfect), and
-  with a key frame every 10 frames (a model answering once a second).
+- ``tracker``: ``refseg_node.perception.tracking`` alone over one 2-second sweep of the panning
+  camera (10 Hz, +-4 degrees), key frame the true mask (the tracker as if the model were
+  perfect), and with a key frame every 10 frames (a model answering once a second).
 - ``replay``: the node's answering rules replayed frame by frame over the pan, with no clock:
   the model (``--checkpoint``) takes a frame, its answer comes ``--model-period`` x 10 frames
-  later and is caught up through the frames since (``refseg_node.tracking.TrackedStream``, what
+  later and is caught up through the frames since (``perception.tracking.TrackedStream``, what
   the node runs), the tracker answers every other frame. IoU of every frame's mask with the true
   cup, tracking on and the model alone (its last answer held), and ``--figure``: a picture of
   the masks against the truth. What the code gives whatever the machine's load.
@@ -61,11 +61,23 @@ from refseg_model.synth.motion import (
     visible_surface,
 )
 from refseg_msgs.msg import Segmentation
-from refseg_node import extent_messages, messages
-from refseg_node.cloud import target_geometry
-from refseg_node.geometry import Intrinsics
-from refseg_node.harness import Graph as HarnessGraph
-from refseg_node.harness import (
+from refseg_node.language.queries import resolve_query
+from refseg_node.parameters import PARAMETERS, Settings
+from refseg_node.perception.cloud import target_geometry
+from refseg_node.perception.geometry import Intrinsics
+from refseg_node.perception.pipeline import SensorCache, carried_frame
+from refseg_node.perception.tracking import MaskTracker, TrackedStream, to_gray
+from refseg_node.ros_io import extent_messages, messages
+from refseg_node.ros_io.image_conversion import depth16_msg, image_to_array, rgb8_msg
+from refseg_node.ros_io.pointcloud2 import cloud_to_arrays
+from refseg_node.sim.synthetic_camera import camera_info_msg
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:   # the process harness lives with the tests (tests/harness.py)
+    sys.path.insert(0, str(REPO))
+
+from tests.harness import Graph as HarnessGraph  # noqa: E402
+from tests.harness import (  # noqa: E402
     NodeProcess,
     adopt_env,
     isolated_ros_env,
@@ -74,15 +86,7 @@ from refseg_node.harness import (
     wait_active,
     wait_until,
 )
-from refseg_node.image_conversion import depth16_msg, image_to_array, rgb8_msg
-from refseg_node.parameters import PARAMETERS, Settings
-from refseg_node.pipeline import SensorCache, carried_frame
-from refseg_node.pointcloud2 import cloud_to_arrays
-from refseg_node.queries import resolve_query
-from refseg_node.synthetic_camera import camera_info_msg
-from refseg_node.tracking import MaskTracker, TrackedStream, to_gray
 
-REPO = Path(__file__).resolve().parents[1]
 W, H, RATE = 640, 480, 10.0
 COMMAND = "pick up the red cup on the left"
 
@@ -115,7 +119,7 @@ def judge_extent(scene, center, size) -> dict:
 
 
 def section_extent_offline() -> dict:
-    """Measure ``refseg_node.cloud`` on the true mask (part a of ``extent``)."""
+    """Measure ``refseg_node.perception.cloud`` on the true mask (part a of ``extent``)."""
     scene, _, region = make_demo_scene(0, W, H)
     k = Intrinsics.from_k(scene.K.ravel(), W, H)
     geometry = target_geometry(millimetres(scene.depth_m), region.mask, k, scene.rgb)
@@ -517,7 +521,7 @@ def run_pan(args, g: Graph, tracking: bool, seconds: float) -> dict:
 
 def section_graph(args, g: Graph) -> dict:
     """Measure the panning camera and the slow node, tracking on and off (``graph``)."""
-    camera = g.start("refseg_node.synthetic_camera", {
+    camera = g.start("refseg_node.sim.synthetic_camera", {
         "width": W, "height": H, "rate": RATE / args.time_scale, "qos": "reliable",
         "motion": "pan", "pan_amplitude": 4.0, "pan_period": 4.0 * args.time_scale,
         "publish_ground_truth": True}, "camera")

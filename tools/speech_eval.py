@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "model")]
 
 from refseg_model.fileio import atomic_write  # noqa: E402
-from refseg_node.speech import (  # noqa: E402
+from refseg_node.speech.recognizer import (  # noqa: E402
     LANGUAGE_MODELS,
     SAMPLE_RATE,
     Recognizer,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from refseg_node.harness import REPO
+from tests.harness import REPO
 
 COLCON = Path(sys.prefix) / 'bin' / 'colcon'
 

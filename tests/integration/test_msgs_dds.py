@@ -13,7 +13,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from refseg_msgs.msg import Segmentation  # noqa: E402
 from refseg_msgs.srv import Segment  # noqa: E402
-from refseg_node.harness import isolated_ros_env  # noqa: E402
+from tests.harness import isolated_ros_env  # noqa: E402
 
 PEER = Path(__file__).parent / 'peers' / 'msgs_peer.py'
 pytestmark = pytest.mark.ros

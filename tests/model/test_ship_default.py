@@ -11,7 +11,7 @@ import pytest
 
 from refseg_model import Segmenter
 from refseg_model.checkpoint import load_checkpoint
-from refseg_node.harness import make_checkpoint
+from tests.harness import make_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

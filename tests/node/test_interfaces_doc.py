@@ -2,8 +2,8 @@
 
 import re
 
-from refseg_node.harness import REPO
 from refseg_node.parameters import PARAMETERS
+from tests.harness import REPO
 
 DOC = (REPO / "docs" / "INTERFACES.md").read_text()
 PARAMETER_SECTION = DOC[DOC.index("## Parameters"):]

@@ -14,8 +14,8 @@ import ast
 import pytest
 import yaml
 
-from refseg_node.harness import REPO
 from refseg_node.parameters import PARAMETERS
+from tests.harness import REPO
 
 LAUNCH = REPO / "launch" / "bringup.launch.py"
 PARAMS = REPO / "config" / "refseg.params.yaml"
@@ -202,7 +202,7 @@ def test_launch_honours_the_params_file_and_a_missing_rviz_orphans_nothing(
     import subprocess
     import sys
 
-    from refseg_node.harness import wait_active, wait_until
+    from tests.harness import wait_active, wait_until
 
     refseg_share_or_skip()
     from launch_ros.actions import Node  # noqa: F401 - launch_ros is importable here

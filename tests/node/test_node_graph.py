@@ -85,7 +85,7 @@ def io(node, graph):
 
 
 def image_msg(rgb, encoding="rgb8"):
-    from refseg_node.image_conversion import array_to_image
+    from refseg_node.ros_io.image_conversion import array_to_image
 
     data = rgb if encoding == "rgb8" else np.ascontiguousarray(rgb[:, :, ::-1])
     msg = array_to_image(data, encoding)
@@ -127,7 +127,7 @@ def set_query(io, node, text, expression=None, rgb=None):
 
 
 def mask_of(msg):
-    from refseg_node.image_conversion import image_to_array
+    from refseg_node.ros_io.image_conversion import image_to_array
 
     assert msg.encoding == "mono8"
     return image_to_array(msg) == 255
@@ -148,7 +148,7 @@ def segment_frame(io, rgb, encoding="rgb8"):
 
 
 def assert_matches_model(seg, segmenter, rgb, expression, threshold):
-    from refseg_node.targets import primary_target
+    from refseg_node.perception.targets import primary_target
 
     expected = segmenter.predict(rgb, expression, threshold=threshold)
     mask = mask_of(seg.mask)
@@ -197,7 +197,7 @@ def test_every_output_topic_carries_the_source_header(io, node, picture):
         (seg.centroid.x, seg.centroid.y, 0.0))
     overlay = io.overlay.wait_for(same)
     assert (overlay.encoding, overlay.width, overlay.height) == ("bgr8", 640, 480)
-    from refseg_node.image_conversion import image_to_array
+    from refseg_node.ros_io.image_conversion import image_to_array
 
     drawn = image_to_array(overlay)
     assert not np.array_equal(drawn, picture[:, :, ::-1])      # tinted, contour, text
@@ -340,7 +340,7 @@ def test_non_english_and_unknown_words(io, node, segmenter, picture, threshold):
 
 
 def test_over_long_query_is_cut(io, node):
-    from refseg_node.command_parser import parse_command
+    from refseg_node.language.command_parser import parse_command
 
     text = "pick up the " + " ".join(["red"] * 2000) + " cup"
     expected = parse_command(text, 200).expression

@@ -34,7 +34,7 @@ def test_best_effort_640x480_camera_reaches_the_node(start_node, graph, checkpoi
     node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu",
                        "tracking": False}, name="be_node")
     wait_active(graph, node)
-    camera = start_node({"wait_for_subscribers": 1}, module="refseg_node.synthetic_camera",
+    camera = start_node({"wait_for_subscribers": 1}, module="refseg_node.sim.synthetic_camera",
                         name="be_camera")
     graph.publisher(String, "/refseg/query").publish(String(data="the green ball"))
     wait_until(lambda: len(segs.find(lambda m: m.mask.width == 640)) >= 3, 120.0,
@@ -59,7 +59,7 @@ def test_auto_qos_follows_a_reliable_publisher_and_inactive_means_unsubscribed(
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from refseg_node.image_conversion import rgb8_msg
+    from refseg_node.ros_io.image_conversion import rgb8_msg
 
     segs = segmentation_collector(graph)
     node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu",
@@ -102,7 +102,7 @@ def random_model(checkpoints):
 
 def pick_threshold_with_regions(probs, regions=3):
     """Return a threshold at which the random model's map gives ``regions`` or more regions."""
-    from refseg_node.targets import primary_target
+    from refseg_node.perception.targets import primary_target
 
     for q in np.linspace(0.6, 0.99, 40):
         threshold = float(np.round(np.quantile(probs, q), 4))
@@ -116,8 +116,8 @@ def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import String
 
-    from refseg_node.image_conversion import compressed_msg, image_to_array
-    from refseg_node.targets import primary_target
+    from refseg_node.perception.targets import primary_target
+    from refseg_node.ros_io.image_conversion import compressed_msg, image_to_array
 
     picture = make_picture(120, 160, seed=2)
     probs = random_model.predict(picture, "the jar on the table").probs

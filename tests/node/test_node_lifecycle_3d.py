@@ -85,7 +85,7 @@ def frame(io, depth_msg=None, info=None, depth_offset=0, query=None):
     """Publish (depth, camera_info, image) with one stamp; return the node's Segmentation."""
     from std_msgs.msg import String
 
-    from refseg_node.image_conversion import rgb8_msg
+    from refseg_node.ros_io.image_conversion import rgb8_msg
 
     for _ in range(10):
         _stamp[0] += 1
@@ -120,7 +120,7 @@ def test_unconfigured_then_configure_and_activate(graph, node, io):
 
 
 def test_target_point_from_16uc1_millimetres(io):
-    from refseg_node.image_conversion import array_to_image
+    from refseg_node.ros_io.image_conversion import array_to_image
 
     mm = np.full((H, W), 1250, np.uint16)
     mm[:30, :] = 0                       # no depth (25 % of the pixels)
@@ -140,7 +140,7 @@ def test_target_point_from_16uc1_millimetres(io):
 
 
 def test_target_point_from_32fc1_metres_with_nan(io):
-    from refseg_node.image_conversion import array_to_image
+    from refseg_node.ros_io.image_conversion import array_to_image
 
     m = np.full((H, W), 0.8, np.float32)
     m[::2, ::3] = np.nan
@@ -155,7 +155,7 @@ def test_target_point_from_32fc1_metres_with_nan(io):
 @pytest.mark.parametrize("case", ["all_nan", "stamp_mismatch", "uncalibrated", "wrong_size",
                                   "bad_encoding"])
 def test_no_point_rather_than_a_wrong_one(io, node, case):
-    from refseg_node.image_conversion import array_to_image
+    from refseg_node.ros_io.image_conversion import array_to_image
 
     depth = array_to_image(np.full((H, W), 1.0, np.float32), "32FC1")
     kwargs = {}

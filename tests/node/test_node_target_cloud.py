@@ -49,8 +49,8 @@ def send_frame(io, rgb, depth_m, k, command):
     """Publish query, depth, camera_info and image with one stamp; return the Segmentation."""
     from std_msgs.msg import Header, String
 
-    from refseg_node.image_conversion import depth16_msg, rgb8_msg
-    from refseg_node.synthetic_camera import camera_info_msg
+    from refseg_node.ros_io.image_conversion import depth16_msg, rgb8_msg
+    from refseg_node.sim.synthetic_camera import camera_info_msg
 
     for _ in range(5):
         sec = next(STAMPS)
@@ -69,7 +69,7 @@ def send_frame(io, rgb, depth_m, k, command):
 
 
 def cloud_of(io, seg):
-    from refseg_node.pointcloud2 import cloud_to_arrays
+    from refseg_node.ros_io.pointcloud2 import cloud_to_arrays
 
     msg = io.cloud.wait_for(lambda m: m.header.stamp == seg.header.stamp, what="the cloud")
     assert msg.header.frame_id == "camera_color_optical_frame"
@@ -84,8 +84,8 @@ def pixels(xyz, k):
 
 def test_cloud_is_the_masks_points_on_the_true_cup(start_node, graph, io, demo, request):
     from refseg_model.synth.motion import inside_true_box
-    from refseg_node.cloud import extent
-    from refseg_node.image_conversion import image_to_array
+    from refseg_node.perception.cloud import extent
+    from refseg_node.ros_io.image_conversion import image_to_array
 
     scene, command, region = demo
     node = start_node({"device": "cpu", "image_qos": "reliable", "log_period": 0.0},

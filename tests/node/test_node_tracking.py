@@ -51,7 +51,7 @@ def pan(start_node, graph):
     IO.camera = start_node({"width": W, "height": H, "rate": RATE, "qos": "reliable",
                             "motion": "pan", "pan_amplitude": 4.0, "pan_period": 4.0,
                             "publish_ground_truth": True},
-                           module="refseg_node.synthetic_camera", name="pan_camera")
+                           module="refseg_node.sim.synthetic_camera", name="pan_camera")
     IO.node = start_node({"device": "cpu", "image_qos": "reliable", "log_period": 0.0,
                           "min_inference_time": 1.0}, name="slow_model")
     wait_active(graph, IO.node)
@@ -68,7 +68,7 @@ def answers_over_window(io, every_frame=True):
     With ``every_frame``, wait until an answer to the window's last frame or a later one has
     come; else wait 1.5 s more (a slow model's answer to the window's last frame comes by then).
     """
-    from refseg_node.image_conversion import image_to_array
+    from refseg_node.ros_io.image_conversion import image_to_array
 
     io.segmentation.clear()
     io.truth.clear()
@@ -90,7 +90,7 @@ def answers_over_window(io, every_frame=True):
 def test_tracked_masks_fill_the_frames_and_follow_the_pan(pan):
     from refseg_model.synth import make_demo_scene
     from refseg_model.synth.motion import rotation_homography
-    from refseg_node.image_conversion import image_to_array
+    from refseg_node.ros_io.image_conversion import image_to_array
 
     K = make_demo_scene(0, W, H)[0].K
     stamps, by_stamp, truth, poses = answers_over_window(pan)

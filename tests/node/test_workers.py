@@ -19,10 +19,9 @@ from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
 from refseg_model import Segmenter
-from refseg_node.harness import make_checkpoint, wait_until
-from refseg_node.image_conversion import rgb8_msg
 from refseg_node.parameters import PARAMETERS, Settings
-from refseg_node.pipeline import NotActiveError
+from refseg_node.perception.pipeline import NotActiveError
+from refseg_node.ros_io.image_conversion import rgb8_msg
 from refseg_node.workers import (
     ModelThread,
     Workers,
@@ -30,6 +29,7 @@ from refseg_node.workers import (
     header_seconds,
     tracked_frame_timings,
 )
+from tests.harness import make_checkpoint, wait_until
 
 
 def settings(**values) -> Settings:

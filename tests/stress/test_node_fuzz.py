@@ -86,7 +86,7 @@ def test_node_survives_malformed_input_and_still_answers_right(start_node, graph
     from refseg_model import Segmenter
     from refseg_msgs.msg import Segmentation
     from refseg_msgs.srv import Segment
-    from refseg_node.image_conversion import image_to_array, rgb8_msg
+    from refseg_node.ros_io.image_conversion import image_to_array, rgb8_msg
 
     checkpoint = checkpoints["random"]
     node = start_node({"checkpoint": str(checkpoint), "device": "cpu"}, name="fuzzed")

@@ -7,7 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refseg_node.command_parser import DEFAULT_MAX_LENGTH, command_to_expression, parse_command
+from refseg_node.language.command_parser import (
+    DEFAULT_MAX_LENGTH,
+    command_to_expression,
+    parse_command,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_QUERIES = REPO / "tests" / "fixtures" / "referit" / "referit_query_test.json"

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refseg_node.geometry import Intrinsics, back_project, target_point
+from refseg_node.perception.geometry import Intrinsics, back_project, target_point
 
 SETTINGS = settings(max_examples=300, deadline=None)
 intrinsics = st.builds(

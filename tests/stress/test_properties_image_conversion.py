@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 pytest.importorskip("sensor_msgs.msg")
 from sensor_msgs.msg import Image  # noqa: E402
 
-from refseg_node.image_conversion import (  # noqa: E402
+from refseg_node.ros_io.image_conversion import (  # noqa: E402
     ENCODINGS,
     ConversionError,
     array_to_image,

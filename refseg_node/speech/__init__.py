@@ -1,0 +1,4 @@
+"""Spoken commands.
+
+``recognizer`` (pocketsphinx, no ROS), ``grammar``, ``command_node`` (the node).
+"""
