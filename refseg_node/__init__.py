@@ -1,10 +1,12 @@
 """refseg_node: the ROS 2 node of refseg (language-conditioned segmentation, Hu et al. 2016).
 
-Pure modules (no ROS graph): ``image_conversion``, ``command_parser``, ``queries``,
-``scheduler``, ``targets``, ``geometry``, ``pipeline``, ``messages``,
-``parameters``. ROS entry points: ``node`` (the ``refseg`` lifecycle node, wiring only; its
-publishers in ``outputs``) and ``synthetic_camera``. ``harness`` starts ROS processes on a
-private domain for tests, bench and demo.
+The node's wiring is at the top: ``node`` (the ``refseg`` lifecycle node), ``parameters``,
+the inputs (``camera_input``, ``sensors``), the outputs (``outputs``), the scheduling
+(``scheduler``), the threads (``workers``, ``model_thread``) and their logs (``timings``,
+``log_limits``). Its parts are folders: ``perception`` (one frame -> mask, target, 3D; no
+rclpy), ``language`` (command -> expression, the prepared query), ``ros_io`` (messages in and
+out, the DDS profile), ``speech`` (the ``speech_command`` node) and ``sim`` (the
+``synthetic_camera`` node). docs/ARCHITECTURE.md maps every file.
 """
 
 import os as _os

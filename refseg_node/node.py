@@ -4,11 +4,13 @@ Topics, service and parameters are those of the public contract (docs/INTERFACES
 only wires the parts together:
 
 - ``parameters``: one spec per parameter (descriptors, checks, the ``Settings``);
-- ``queries``: command -> expression, log limits; ``scheduler``: which frame, which query;
+- ``language.queries``: command -> expression; ``log_limits``: how often the log repeats;
 - ``camera_input``: the camera subscriptions (on activate), their QoS, the frame watchdog;
-- ``workers``: the worker thread (``pipeline``: one frame through the model and the depth
-  pairing -> ``FrameResult``) and the tracker thread (``tracking``: the last mask carried on);
-- ``outputs``: the publishers, where a ``FrameResult`` becomes published messages.
+  ``sensors``: the depth frames and CameraInfo, paired with a colour frame by stamp;
+- ``scheduler``: which frame, which query; ``workers``: the worker thread (on the
+  ``model_thread``; ``perception.pipeline``: one frame through the model and the depth pairing
+  -> ``FrameResult``) and the tracker thread (``perception.tracking``: the last mask carried on);
+- ``outputs``: the publishers (``ros_io.messages`` builds what they publish).
 
 Callbacks (one executor thread) only store the latest data; a worker thread segments the latest
 frame for the active query, so a slow model never builds a backlog (older frames are dropped,
@@ -40,7 +42,8 @@ from refseg_model import Segmenter
 from refseg_model.fastpath import configure_serving, describe_threads
 from refseg_msgs.srv import Segment
 from refseg_node.camera_input import CameraInputs
-from refseg_node.language.queries import Throttle, TokenBucket, resolve_query
+from refseg_node.language.queries import resolve_query
+from refseg_node.log_limits import Throttle, TokenBucket
 from refseg_node.outputs import Outputs
 from refseg_node.parameters import PARAMETERS, Settings, SettingsError, update_settings
 from refseg_node.perception.pipeline import NotActiveError
@@ -280,7 +283,7 @@ class RefSegNode(LifecycleNode):
             response.message = f"segmentation failed: {type(err).__name__}: {err}"
             return response
         response.success = True
-        response.message = result.note
+        response.message = result.reason
         response.result = messages.segmentation_msg(result)
         return response
 

@@ -1,8 +1,8 @@
-"""The node's publishers, and the one place a FrameResult becomes published messages.
+"""The node's publishers: where a FrameResult's messages go out, on the topics with subscribers.
 
-``Outputs.publish(result, rgb, settings)`` builds the output messages of one frame
-(``messages``) and publishes them on the topics that have subscribers; a new output (a topic,
-a field) is added here and in ``messages``. A failed publish is warned about, never raised.
+``Outputs.publish(result, rgb, settings)`` has the output messages of one frame built
+(``refseg_node.ros_io.messages``, the one builder) and publishes them; a new output is a topic
+here and a builder there. A failed publish is warned about, never raised.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import Marker
 
-from refseg_model.drawing import draw_overlay
 from refseg_msgs.msg import Segmentation
-from refseg_node.ros_io import extent_messages, messages
-from refseg_node.ros_io.image_conversion import bgr8_msg
+from refseg_node.perception.pipeline import FrameResult
+from refseg_node.ros_io import messages
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # (name, message type, topic) of every output.
@@ -70,7 +69,7 @@ class Outputs:
         publisher = self.publishers.get(name)
         return publisher is not None and publisher.get_subscription_count() > 0
 
-    def publish(self, result: messages.FrameResult, rgb, settings) -> None:
+    def publish(self, result: FrameResult, rgb, settings) -> None:
         """Publish every output of one segmented frame."""
         segmentation = messages.segmentation_msg(result)
         # The full answer first (a planner's one message: mask, target, regions, 3D): the
@@ -87,28 +86,18 @@ class Outputs:
             self._marker_shown = shown and result.point is not None
         self._publish_geometry(result)
         if settings.publish_overlay:
-            self._publish("overlay", lambda: self._overlay_msg(result, rgb))
+            self._publish("overlay", lambda: messages.overlay_msg(result, rgb))
 
-    @staticmethod
-    def _overlay_msg(result: messages.FrameResult, rgb) -> Image:
-        """Return the overlay picture's ``bgr8`` message (the mask, target and words drawn)."""
-        target = result.target
-        text = result.expression if target.found else f"{result.expression}: not found"
-        picture = draw_overlay(rgb, result.mask, text,
-                               primary=target.region if target.found else None,
-                               centroid=target.centroid if target.found else None)
-        return bgr8_msg(picture, result.header)
-
-    def _publish_geometry(self, result: messages.FrameResult) -> None:
+    def _publish_geometry(self, result: FrameResult) -> None:
         """Publish the target's box and axes markers and, when subscribed, its points."""
         geometry = result.geometry
         extent = geometry.extent if geometry is not None else None
         if (extent is not None or self._extent_shown) and self.wanted("marker"):
             shown = [self._publish("marker", marker)
-                     for marker in extent_messages.extent_markers(result.header, extent)]
+                     for marker in messages.extent_markers(result.header, extent)]
             self._extent_shown = all(shown) and extent is not None
         else:
             self._extent_shown = False
         if geometry is not None and len(geometry.points):
-            self._publish("target_cloud", lambda: extent_messages.target_cloud_msg(
+            self._publish("target_cloud", lambda: messages.target_cloud_msg(
                 result.header, geometry.points))

@@ -202,18 +202,50 @@ def check_value(name: str, value: object) -> None:
     SPECS[name].validate(value)
 
 
-def _from_values(cls, values: dict[str, object]):
-    """Validate a ``{name: value}`` dict holding every parameter of :data:`PARAMETERS`."""
-    for name in SPECS:
-        check_value(name, values[name])
-    return cls(**{name: values[name] for name in SPECS})
+@dataclass(frozen=True)
+class Settings:
+    """Validated parameter values: one field per :data:`PARAMETERS` entry, in its order.
 
+    What each means is its ``ParameterSpec``'s description (``ros2 param describe``);
+    ``tests/node/test_parameters.py`` keeps the fields and the specs in step.
+    """
 
-Settings = dataclasses.make_dataclass(
-    "Settings", [(spec.name, spec.type) for spec in PARAMETERS], frozen=True,
-    namespace={"from_values": classmethod(_from_values),
-               "__doc__": "Validated parameter values, one field per ParameterSpec.",
-               "__module__": __name__})
+    checkpoint: str
+    device: str
+    precision: str
+    channels_last: bool
+    threshold: float
+    mode: str
+    max_rate_hz: float
+    image_qos: str
+    image_transport: str
+    image_topic: str
+    depth_topic: str
+    camera_info_topic: str
+    depth_sync_tolerance: float
+    max_query_length: int
+    max_image_pixels: int
+    publish_overlay: bool
+    marker_scale: float
+    max_regions: int
+    frame_timeout: float
+    log_period: float
+    cloud_erode_px: int
+    cloud_outlier_sigmas: float
+    cloud_stride: int
+    cloud_voxel: float
+    cloud_min_points: int
+    tracking: bool
+    tracking_max_age: int
+    min_inference_time: float
+    autostart: bool
+
+    @classmethod
+    def from_values(cls, values: dict[str, object]) -> Settings:
+        """Validate a ``{name: value}`` dict holding every parameter of :data:`PARAMETERS`."""
+        for name in SPECS:
+            check_value(name, values[name])
+        return cls(**{name: values[name] for name in SPECS})
 
 
 @dataclass(frozen=True)

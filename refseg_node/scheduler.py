@@ -29,6 +29,7 @@ class Query:
     expression: str
     after_frame: int
     served: bool = False
+    prepared: Any = None     # what the worker computed once for it (a PreparedQuery)
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,14 @@ class FrameScheduler:
         self._reported = Counts(0, 0)
 
     # -- inputs ------------------------------------------------------------------------------
-    def set_query(self, command: str, expression: str) -> bool:
-        """Make ``command`` (segmenting ``expression``) the active query; True if it repeats."""
+    def set_query(self, command: str, expression: str, prepared: Any = None) -> bool:
+        """Make ``command`` (segmenting ``expression``) the active query; True if it repeats.
+
+        ``prepared``: the caller's per-query data (kept with the query, handed out with jobs).
+        """
         repeated = self.query is not None and self.query.command == command
-        self.query = Query(command, expression, after_frame=self.frame_count)
+        self.query = Query(command, expression, after_frame=self.frame_count,
+                           prepared=prepared)
         return repeated
 
     def clear_query(self) -> bool:

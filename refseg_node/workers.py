@@ -1,165 +1,38 @@
-"""The node's threads: worker (the model), tracker (masks carried by optical flow), model thread.
+"""The node's threads: worker (the model) and tracker (masks carried by optical flow).
 
 :class:`Workers` owns what they share: the :class:`~refseg_node.scheduler.FrameScheduler` under
-one condition variable, the depth and CameraInfo cache, the loaded ``Segmenter`` (touched on the
-model thread only) and the :class:`~refseg_node.perception.tracking.TrackedStream`. The
-node's callbacks hand it frames and queries (and wake the threads); the worker segments the
-latest frame for the active query, the tracker answers the frames that arrive while the model
-is busy with the model's last mask moved onto them. Results go to the ``publish(result, rgb)``
-callable, warnings to ``warn(kind, text)`` (the node throttles them); the settings are read
-afresh through ``settings()`` for every frame, so live parameter changes apply at once. No ROS
-entities here: the node creates those.
-
-Every call into torch (loading, inference, release) runs on :class:`ModelThread`. libgomp keeps
-an OpenMP team for each thread that enters a parallel region, and once a process holds more
-OpenMP threads than CPUs it stops spinning between parallel regions: every operator of a forward
-pass then pays a futex wake-up. The node used to load the model in its executor thread and run it
-in the worker: two teams, and the model ran 1.5-1.7x slower in the node than alone (measured on 2
-cores, 2026-12-01: 27 ms against 17 ms per 640x480 frame; all in one thread, 17.8 ms). The
-worker's loop runs on that thread too: a frame reaches the model in one wake-up (executor ->
-model thread) instead of three (executor -> worker -> model thread -> worker).
+one condition variable, the depth and CameraInfo cache (``sensors``), the loaded ``Segmenter``
+(touched on the model thread only: ``model_thread``) and the
+:class:`~refseg_node.perception.tracking.TrackedStream`. The node's callbacks hand it frames and
+queries (and wake the threads); a query is prepared once when it is set (its words looked up in
+the model's vocabulary). The worker segments the latest frame for the active query, the tracker
+answers the frames that arrive while the model is busy with the model's last mask moved onto
+them; both decode a frame with the one ``decode_frame`` (raw or compressed). Results go to
+the ``publish(result, rgb)`` callable, warnings to ``warn(kind, text)`` (the node throttles
+them); the settings are read afresh through ``settings()`` for every frame, so live parameter
+changes apply at once. No ROS entities here:
+the node creates those.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from refseg_node.perception.pipeline import (
-    NotActiveError,
-    SensorCache,
-    carried_frame,
-    segment_frame,
-)
+from refseg_node.language.queries import PreparedQuery, prepare_query
+from refseg_node.model_thread import ModelThread
+from refseg_node.perception.pipeline import NotActiveError, carried_frame, segment_frame
 from refseg_node.perception.tracking import TrackedStream, TrackerSettings, to_gray
-from refseg_node.ros_io.image_conversion import ConversionError, to_rgb
+from refseg_node.ros_io.image_conversion import ConversionError, decode_frame
 from refseg_node.scheduler import Counts, FrameScheduler, Job
+from refseg_node.sensors import SensorCache
+from refseg_node.timings import frame_timings, header_seconds, tracked_frame_timings
 
 # How long the executor's image callback waits for the model thread to take a frame it is free
 # for (it takes it within 0.1 ms; a model thread busy with a service call lets it go at this).
 HANDOVER_TIMEOUT_S = 0.002
-
-
-def frame_timings(stamp: float, received: float, start: float, inference: float,
-                  segmented: float, published: float, handed: float) -> str:
-    """Return the debug line of one segmented frame's timings (wall-clock seconds in).
-
-    ``handed``: when the tracker had the answer (after the publish, off the answer's latency).
-    """
-    return (f"frame timings ms: stamp->received {1e3 * (received - stamp):.1f}, waited "
-            f"{1e3 * (start - received):.1f}, model {1e3 * inference:.1f}, rest of "
-            f"segmentation {1e3 * (segmented - start - inference):.1f}, publish "
-            f"{1e3 * (published - segmented):.1f}, tracker hand-off "
-            f"{1e3 * (handed - published):.1f}")
-
-
-def tracked_frame_timings(age: int, received: float, times: tuple[float, ...],
-                          cpu: float) -> str:
-    """Return the debug line of one tracked frame's timings (wall-clock seconds in).
-
-    ``times``: when the tracker started on the frame, had converted it, had tracked it, had its
-    depth, had its result and had published it; ``cpu``: the tracker thread's CPU seconds for
-    it (what the frame costs whatever the machine's load).
-    """
-    start, converted, tracked, depth, computed, published = times
-    return (f"tracked frame timings ms (age {age}): waited {1e3 * (start - received):.1f}, "
-            f"convert {1e3 * (converted - start):.1f}, track {1e3 * (tracked - converted):.1f}, "
-            f"depth wait {1e3 * (depth - tracked):.1f}, rest of the frame "
-            f"{1e3 * (computed - depth):.1f}, publish {1e3 * (published - computed):.1f}; "
-            f"thread cpu {1e3 * cpu:.1f}")
-
-
-def header_seconds(header) -> float:
-    """Return a header's stamp in seconds."""
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
-
-
-class ModelThread:
-    """One thread that runs every call into torch for the node (see the module's docstring).
-
-    While the node is active the worker's loop itself runs on this thread (:meth:`submit`ted
-    once), so a frame goes from the executor's callback to the model in one wake-up, not three;
-    calls made meanwhile (the service, the release) wait in a queue that the loop runs between
-    frames (:meth:`run_pending`). ``cv`` is shared with the loop's own scheduler, so a queued
-    call wakes it.
-    """
-
-    def __init__(self, cv: threading.Condition | None = None) -> None:
-        """Start no thread yet: the first :meth:`submit` does."""
-        self.cv = cv if cv is not None else threading.Condition()
-        self._calls: deque[tuple[Future, Callable, tuple, dict]] = deque()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def on_thread(self) -> bool:
-        """Return whether the caller is the model thread."""
-        return threading.current_thread() is self._thread
-
-    def call(self, fn: Callable, *args, **kwargs):
-        """Run ``fn(*args, **kwargs)`` on the model thread; return its result or raise its error."""
-        if self.on_thread():
-            return fn(*args, **kwargs)
-        return self.submit(fn, *args, **kwargs).result()
-
-    def submit(self, fn: Callable, *args, **kwargs) -> Future:
-        """Queue ``fn(*args, **kwargs)`` for the model thread; return its future."""
-        future: Future = Future()
-        with self.cv:
-            if self._closed:
-                raise RuntimeError("the model thread is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._main, name="refseg-model",
-                                                daemon=True)
-                self._thread.start()
-            self._calls.append((future, fn, args, kwargs))
-            self.cv.notify_all()
-        return future
-
-    def pending(self) -> bool:
-        """Return whether calls wait in the queue."""
-        with self.cv:
-            return bool(self._calls)
-
-    def run_pending(self) -> None:
-        """Run the queued calls (on the model thread: from a long call such as the worker)."""
-        while True:
-            with self.cv:
-                if not self._calls:
-                    return
-                item = self._calls.popleft()
-            self._run(item)
-
-    def close(self) -> None:
-        """Let the thread finish its calls and end (no call after this)."""
-        with self.cv:
-            self._closed = True
-            self.cv.notify_all()
-        if self._thread is not None and not self.on_thread():
-            self._thread.join()
-
-    @staticmethod
-    def _run(item) -> None:
-        future, fn, args, kwargs = item
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as err:  # noqa: BLE001 - the caller gets it through the future
-            future.set_exception(err)
-        else:
-            future.set_result(result)
-
-    def _main(self) -> None:
-        while True:
-            with self.cv:
-                while not self._calls and not self._closed:
-                    self.cv.wait()
-                if not self._calls:
-                    return
-            self.run_pending()
 
 
 class Workers:
@@ -179,6 +52,7 @@ class Workers:
         self.scheduler = FrameScheduler()
         self.sensors = SensorCache()
         self._segmenter = None                    # used on the model thread only
+        self._unknown_words = None                # its vocabulary look-up (thread-safe)
         self.model = ModelThread(self.cv)         # every call into torch goes through it
         self._loop: Future | None = None          # the worker's loop, on the model thread
         self._threads: list[threading.Thread] = []
@@ -229,6 +103,7 @@ class Workers:
         if self._segmenter is not None and self._segmenter is not segmenter:
             self._segmenter.release()
         self._segmenter = segmenter
+        self._unknown_words = segmenter.unknown_words if segmenter is not None else None
 
     def totals(self) -> tuple[int, int, int]:
         """Return the frames received, segmented and dropped since the last reset."""
@@ -260,10 +135,17 @@ class Workers:
             # callback to the model's start).
             self._taken.wait(self.handover_timeout)
 
+    def prepare(self, command: str, expression: str) -> PreparedQuery:
+        """Return the query ``command`` -> ``expression`` prepared for the loaded model."""
+        unknown_words = self._unknown_words
+        return prepare_query(command, expression,
+                             unknown_words if unknown_words is not None else lambda _: ())
+
     def set_query(self, command: str, expression: str) -> bool:
         """Make ``command`` the active query; return whether it repeats the active one."""
+        prepared = self.prepare(command, expression)
         with self.cv:
-            repeated = self.scheduler.set_query(command, expression)
+            repeated = self.scheduler.set_query(command, expression, prepared)
             self.cv.notify_all()
             self._tracker_cv.notify_all()
         return repeated
@@ -289,11 +171,16 @@ class Workers:
 
         Raises ``ConversionError`` for an unusable image and ``NotActiveError`` without a model.
         """
-        return self.model.call(self._segment_here, image, command, expression)
+        return self.model.call(self._segment_here, image, self.prepare(command, expression))
 
-    def _segment_here(self, image, command: str, expression: str):
-        return segment_frame(self._segmenter, image, command, expression, self._settings(),
-                             self.sensors, self._warn)
+    def _segment_here(self, image, query: PreparedQuery):
+        """Decode ``image`` and segment ``query`` in it (on the model thread)."""
+        s = self._settings()
+        rgb = decode_frame(image, s.max_image_pixels)
+        if self._segmenter is None:
+            raise NotActiveError("the model is not loaded: the node is not active")
+        return segment_frame(self._segmenter, image.header, rgb, query, s, self.sensors,
+                             self._warn), rgb
 
     # -- the worker ----------------------------------------------------------------------------
     def _run_worker(self) -> None:
@@ -321,7 +208,7 @@ class Workers:
     def _process(self, job: Job) -> None:
         start = time.time()
         try:
-            result, rgb = self.segment(job.frame, job.query.command, job.query.expression)
+            result, rgb = self.model.call(self._segment_here, job.frame, job.query.prepared)
         except ConversionError as err:
             self._warn("bad_image", f"image on {self._settings().image_topic} skipped: {err}")
             return
@@ -357,9 +244,8 @@ class Workers:
                 return
             if self._stream.tracker.settings.max_age != s.tracking_max_age:
                 self._stream = TrackedStream(TrackerSettings(max_age=s.tracking_max_age))
-            tag = (job.query, result.unknown_words)
             if not self._stream.answer(job.number, to_gray(rgb), result.mask, result.probs,
-                                       tag) \
+                                       job.query) \
                     and result.target.found:
                 self._warn("track_start", f"no tracking from this answer: "
                                           f"{self._stream.lost_reason}")
@@ -389,7 +275,7 @@ class Workers:
         s = self._settings()
         start, cpu = time.time(), time.thread_time()
         try:
-            rgb = to_rgb(job.frame, s.max_image_pixels)
+            rgb = decode_frame(job.frame, s.max_image_pixels)
         except ConversionError as err:
             self._warn("bad_image", f"image on {s.image_topic} skipped: {err}")
             return True                         # the model could not use it either
@@ -403,15 +289,15 @@ class Workers:
                 return True                     # nothing newer to carry onto (never loops)
             self._warn("track_lost", f"tracking lost ({reason}); waiting for the model")
             return False                        # the stream is reset: the model takes it
-        query, unknown = carried.tag
+        query = carried.tag
         if query.command != job.query.command:
             with self._track_lock:
                 self._stream.reset()            # the answer was for an older query
             return False
         self._await_depth(job.frame.header)
         depth = time.time()
-        result, _ = carried_frame(job.frame, carried, query.command, query.expression, s,
-                                  self.sensors, self._warn, unknown, rgb=rgb)
+        result = carried_frame(job.frame.header, rgb, carried, query.prepared, s, self.sensors,
+                               self._warn)
         computed = time.time()
         self._publish(result, rgb)
         self._debug(tracked_frame_timings(

@@ -61,15 +61,21 @@ from refseg_model.synth.motion import (
     visible_surface,
 )
 from refseg_msgs.msg import Segmentation
-from refseg_node.language.queries import resolve_query
+from refseg_node.language.queries import prepare_query, resolve_query
 from refseg_node.parameters import PARAMETERS, Settings
 from refseg_node.perception.cloud import target_geometry
 from refseg_node.perception.geometry import Intrinsics
-from refseg_node.perception.pipeline import SensorCache, carried_frame
+from refseg_node.perception.pipeline import carried_frame
 from refseg_node.perception.tracking import MaskTracker, TrackedStream, to_gray
-from refseg_node.ros_io import extent_messages, messages
-from refseg_node.ros_io.image_conversion import depth16_msg, image_to_array, rgb8_msg
+from refseg_node.ros_io import messages
+from refseg_node.ros_io.image_conversion import (
+    decode_frame,
+    depth16_msg,
+    image_to_array,
+    rgb8_msg,
+)
 from refseg_node.ros_io.pointcloud2 import cloud_to_arrays
+from refseg_node.sensors import SensorCache
 from refseg_node.sim.synthetic_camera import camera_info_msg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -280,6 +286,7 @@ def section_replay(args) -> dict:
     segmenter = Segmenter.from_checkpoint(args.checkpoint or default_checkpoint_path(),
                                           device=args.device)
     expression = resolve_query(COMMAND, 10_000, None).expression
+    query = prepare_query(COMMAND, expression, segmenter.unknown_words)
     stream = TrackedStream()
     predictions, answers, published = {}, {}, {}   # frame -> prediction / answer / frame out
     job, step_cpu, catch_up_cpu, frame_cpu, model_cpu = None, [], [], [], []
@@ -316,11 +323,11 @@ def section_replay(args) -> dict:
             image = rgb8_msg(views[i].rgb, headers[i])
             sensors.add_depth(depth16_msg(views[i].depth_m, headers[i]))
             start = time.thread_time()
-            result, _ = carried_frame(image, carried, COMMAND, expression, settings, sensors,
-                                      lambda kind, text: None)
+            result = carried_frame(image.header, decode_frame(image), carried, query, settings,
+                                   sensors, lambda kind, text: None)
             messages.segmentation_msg(result)
-            extent_messages.extent_markers(result.header, result.geometry.extent)
-            extent_messages.target_cloud_msg(result.header, result.geometry.points)
+            messages.extent_markers(result.header, result.geometry.extent)
+            messages.target_cloud_msg(result.header, result.geometry.points)
             frame_cpu.append(time.thread_time() - start)
     window = list(range(latency, latency + frames))
     per_frame, held, last = [], [], None

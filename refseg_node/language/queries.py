@@ -1,13 +1,14 @@
-"""From a received command to the expression the model is given, and the limits on logging.
+"""From a received command to the expression the model is given, prepared once per query.
 
-Pure: :func:`resolve_query` turns a command into an expression (or says why there is none),
-:func:`nothing_known` tells whether the model knows any word of it, :class:`TokenBucket` limits
-how many query lines a flood of queries writes to the log and :class:`Throttle` how often one
-kind of warning repeats.
+Pure: :func:`resolve_query` turns a command into an expression (or says why there is none);
+:func:`prepare_query` looks the expression's words up in the model's vocabulary once, when the
+query is set, so no frame redoes it: a :class:`PreparedQuery` holds the command, the expression,
+its words, those the model does not know and whether it knows none of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from refseg_model.text import tokenize
@@ -46,41 +47,33 @@ def resolve_query(text: str, max_length: int, previous_expression: str | None) -
     return Resolved(parsed.expression, tuple(warnings))
 
 
-def nothing_known(expression: str, unknown: tuple[str, ...]) -> bool:
-    """Return True when every word of ``expression`` is in ``unknown`` (punctuation ignored)."""
-    words = [t for t in tokenize(expression) if any(c.isalnum() for c in t)]
-    return all(w in unknown for w in words)
+@dataclass(frozen=True)
+class PreparedQuery:
+    """A query as the model sees it, computed once when the query is set.
+
+    ``words``: the expression's tokens that carry letters or digits (punctuation dropped);
+    ``unknown_words``: those not in the model's vocabulary, in order; ``nothing_known``: the model
+    knows none of them (then nothing is segmented).
+    """
+
+    command: str
+    expression: str
+    words: tuple[str, ...]
+    unknown_words: tuple[str, ...]
+
+    @property
+    def nothing_known(self) -> bool:
+        """Return True when every word of the expression is unknown to the model."""
+        return all(w in self.unknown_words for w in self.words)
 
 
-class TokenBucket:
-    """Allow a burst of ``burst`` events, then ``rate`` a second."""
+def prepare_query(command: str, expression: str,
+                  unknown_words: Callable[[str], tuple[str, ...]]) -> PreparedQuery:
+    """Return the :class:`PreparedQuery` of ``command`` -> ``expression``.
 
-    def __init__(self, burst: float = 20.0, rate: float = 10.0, now: float = 0.0) -> None:
-        """Start full at monotonic time ``now`` (seconds)."""
-        self.burst, self.rate = float(burst), float(rate)
-        self._tokens, self._time = float(burst), now
+    ``unknown_words(expression)`` is the model's vocabulary look-up
+    (``Segmenter.unknown_words``).
+    """
+    words = tuple(t for t in tokenize(expression) if any(c.isalnum() for c in t))
+    return PreparedQuery(command, expression, words, tuple(unknown_words(expression)))
 
-    def allow(self, now: float) -> bool:
-        """Spend one token if there is one (refilled up to ``now``); return whether it was."""
-        self._tokens = min(self.burst, self._tokens + self.rate * max(0.0, now - self._time))
-        self._time = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-
-class Throttle:
-    """At most one event of each kind per period."""
-
-    def __init__(self) -> None:
-        """Start with no event seen."""
-        self._last: dict[str, float] = {}
-
-    def allow(self, kind: str, now: float, period: float) -> bool:
-        """Return True (and remember ``now``) unless ``kind`` was allowed under ``period`` ago."""
-        last = self._last.get(kind)
-        if last is None or now - last >= period:
-            self._last[kind] = now
-            return True
-        return False

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from refseg_node.perception.geometry import Intrinsics
+from refseg_node.perception.geometry import Intrinsics, check_target
 
 # Percentiles of the robust span (the Segmentation message documents the same numbers).
 LOW_PERCENTILE, HIGH_PERCENTILE = 2.0, 98.0
@@ -163,17 +163,12 @@ def target_points(depth_m: np.ndarray, region: np.ndarray, k: Intrinsics,
     depth_m = np.asarray(depth_m)
     region = np.asarray(region, dtype=bool)
     none = TargetPoints(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
-    if depth_m.shape != region.shape:
-        return _with_reason(none, f"depth image {depth_m.shape[1::-1]} is not the size of the "
-                                  f"colour image {region.shape[1::-1]} (not aligned)")
     if rgb is not None and np.asarray(rgb).shape[:2] != region.shape:
         raise ValueError(f"rgb {np.asarray(rgb).shape} is not the size of the region "
                          f"{region.shape}")
-    if not k.matches(region.shape[1], region.shape[0]):
-        return _with_reason(none, f"camera_info is for {k.width}x{k.height} images, the colour "
-                                  f"image is {region.shape[1]}x{region.shape[0]}")
-    if not region.any():
-        return _with_reason(none, "the target is empty")
+    unusable = check_target(depth_m, region, k)
+    if unusable:
+        return _with_reason(none, unusable)
     valid = np.isfinite(depth_m) & (depth_m > 0)
     eroded = erode_region(region, settings.erode_px) & valid
     used_eroded = int(eroded.sum()) >= settings.min_points

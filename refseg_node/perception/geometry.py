@@ -9,9 +9,7 @@ a grasp planner is better served by no point than by a wrong one. Everything her
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -57,6 +55,24 @@ def back_project(u: float, v: float, z: float, k: Intrinsics) -> tuple[float, fl
     return ((u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z)
 
 
+def check_target(depth_m: np.ndarray, region: np.ndarray, k: Intrinsics) -> str:
+    """Return why a target's pixels cannot be back-projected ("" when they can).
+
+    The one check of a target before its 3D point (:func:`target_point`) and its points
+    (``cloud.target_points``): the depth aligned to the colour image, ``k`` calibrated for its
+    size, the region not empty.
+    """
+    if depth_m.shape != region.shape:
+        return (f"depth image {depth_m.shape[1::-1]} is not the size of the colour image "
+                f"{region.shape[1::-1]} (not aligned)")
+    if not k.matches(region.shape[1], region.shape[0]):
+        return (f"camera_info is for {k.width}x{k.height} images, the colour image is "
+                f"{region.shape[1]}x{region.shape[0]}")
+    if not region.any():
+        return "the target is empty"
+    return ""
+
+
 @dataclass(frozen=True)
 class PointResult:
     """A 3D target point, or ``None`` with the reason why there is none."""
@@ -82,15 +98,10 @@ def target_point(
     """
     depth_m = np.asarray(depth_m)
     region = np.asarray(region, dtype=bool)
-    if depth_m.shape != region.shape:
-        return PointResult(None, f"depth image {depth_m.shape[1::-1]} is not the size of the "
-                                 f"colour image {region.shape[1::-1]} (not aligned)")
-    if not k.matches(region.shape[1], region.shape[0]):
-        return PointResult(None, f"camera_info is for {k.width}x{k.height} images, the colour "
-                                 f"image is {region.shape[1]}x{region.shape[0]}")
+    unusable = check_target(depth_m, region, k)
+    if unusable:
+        return PointResult(None, unusable)
     area = int(region.sum())
-    if area == 0:
-        return PointResult(None, "the target is empty")
     values = depth_m[region].astype(np.float64)
     values = values[np.isfinite(values) & (values > 0)]
     needed = max(min_valid_pixels, math.ceil(min_valid_fraction * area))
@@ -102,37 +113,3 @@ def target_point(
         rows, cols = np.nonzero(region)
         centroid = (float(cols.mean()), float(rows.mean()))
     return PointResult(back_project(centroid[0], centroid[1], z, k), "", int(values.size))
-
-
-T = TypeVar("T")
-
-
-class StampedBuffer(Generic[T]):
-    """The last few items keyed by timestamp (ns), to pair depth frames with colour frames."""
-
-    def __init__(self, size: int = 30):
-        """Keep at most ``size`` items (oldest dropped first)."""
-        if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
-        self._items: deque[tuple[int, T]] = deque(maxlen=size)
-
-    def __len__(self) -> int:
-        """Return how many items are kept."""
-        return len(self._items)
-
-    def add(self, stamp_ns: int, item: T) -> None:
-        """Keep ``item`` taken at ``stamp_ns``."""
-        self._items.append((int(stamp_ns), item))
-
-    def clear(self) -> None:
-        """Forget every item."""
-        self._items.clear()
-
-    def closest(self, stamp_ns: int, tolerance_ns: int) -> T | None:
-        """Return the item closest in time to ``stamp_ns``, if within ``tolerance_ns``."""
-        best, best_dt = None, None
-        for t, item in list(self._items):
-            dt = abs(t - int(stamp_ns))
-            if dt <= tolerance_ns and (best_dt is None or dt < best_dt):
-                best, best_dt = item, dt
-        return best

@@ -40,8 +40,12 @@ class Target:
     regions: tuple[Region, ...] = ()  # ranked, primary first (at most ``max_regions``)
 
 
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Return ``(y0, y1, x0, x1)``, the bounding box of HxW bool ``mask`` (None when empty)."""
+def mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Return ``(y0, y1, x0, x1)``, the rows and columns HxW bool ``mask`` spans (None if empty).
+
+    End-exclusive, ready for slicing (``mask[y0:y1, x0:x1]``); not ``refseg_model.detection``'s
+    ``mask_box`` (``xmin, ymin, xmax, ymax``, inclusive).
+    """
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
@@ -65,7 +69,7 @@ def primary_target(mask: np.ndarray, probs: np.ndarray, max_regions: int = 0) ->
     probs = np.asarray(probs)
     if mask.ndim != 2 or probs.shape != mask.shape:
         raise ValueError(f"mask {mask.shape} and probs {probs.shape} must be the same HxW shape")
-    box = mask_box(mask)
+    box = mask_bounds(mask)
     if box is None:
         return no_target(mask.shape)
     # Label the mask's bounding box only (a target is a small part of the frame): the same

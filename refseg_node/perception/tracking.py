@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from refseg_node.perception.targets import mask_box
+from refseg_node.perception.targets import mask_bounds
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class MaskTracker:
 
     def _corners(self, gray: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
         s = self.settings
-        box = mask_box(mask)
+        box = mask_bounds(mask)
         if box is None:
             return None
         # Work on the mask's box grown by the margin and by the detector's reach (3x3 Sobel,

@@ -157,6 +157,17 @@ def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
+def decode_frame(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Return a camera frame as ``(H, W, 3)`` uint8 RGB: the one decoder of the node's frames.
+
+    ``msg`` is a ``sensor_msgs/Image`` (or the raw subscription's ``RawImage``) or a
+    ``sensor_msgs/CompressedImage``; both the model's worker and the tracker decode through here.
+    """
+    if isinstance(msg, CompressedImage):
+        return compressed_to_rgb(msg, max_pixels)
+    return to_rgb(msg, max_pixels)
+
+
 def compressed_msg(rgb: np.ndarray, fmt: str = "png", header=None):
     """Return a ``sensor_msgs/CompressedImage`` of an RGB array (``fmt``: ``png`` or ``jpeg``)."""
     ok, encoded = cv2.imencode(".png" if fmt == "png" else ".jpg",

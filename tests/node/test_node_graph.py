@@ -201,7 +201,7 @@ def test_every_output_topic_carries_the_source_header(io, node, picture):
 
     drawn = image_to_array(overlay)
     assert not np.array_equal(drawn, picture[:, :, ::-1])      # tinted, contour, text
-    assert io.target_point.find(same) == []                     # no depth: no 3D point
+    assert not seg.has_3d and "depth" in seg.no_3d_reason      # no depth: no 3D point
 
 
 def test_bgr8_frames_give_the_same_answer_as_rgb8(io, picture):

@@ -1,6 +1,7 @@
 """Parameter specs: descriptors, checks and the Settings they generate (no ROS graph)."""
 
 import dataclasses
+import typing
 
 import pytest
 from rcl_interfaces.msg import ParameterType
@@ -17,6 +18,7 @@ from refseg_node.parameters import (
 
 def test_settings_has_one_field_per_spec_and_the_defaults_are_valid():
     assert [f.name for f in dataclasses.fields(Settings)] == [p.name for p in PARAMETERS]
+    assert typing.get_type_hints(Settings) == {p.name: p.type for p in PARAMETERS}
     settings = Settings.from_values({p.name: p.default for p in PARAMETERS})
     assert settings.threshold == -1.0 and settings.mode == "continuous"  # -1: calibrated
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -1,8 +1,8 @@
-"""Command -> expression with the previous query, known words, and the log limiters."""
+"""Command -> expression with the previous query; the query prepared once (known words)."""
 
 import pytest
 
-from refseg_node.language.queries import Throttle, TokenBucket, nothing_known, resolve_query
+from refseg_node.language.queries import prepare_query, resolve_query
 
 
 def test_a_command_gives_its_expression():
@@ -30,19 +30,18 @@ def test_a_long_command_is_cut_with_a_warning():
     ("?!", (), True),                   # no word at all
 ])
 def test_nothing_known(expression, unknown, expected):
-    assert nothing_known(expression, unknown) is expected
+    assert prepare_query("", expression, lambda _: unknown).nothing_known is expected
 
 
-def test_token_bucket_allows_a_burst_then_the_rate():
-    bucket = TokenBucket(burst=3, rate=2.0, now=0.0)
-    assert [bucket.allow(0.0) for _ in range(4)] == [True, True, True, False]
-    assert not bucket.allow(0.4)
-    assert bucket.allow(0.5)            # 0.5 s * 2/s = one token back
-    assert [bucket.allow(100.0) for _ in range(4)] == [True, True, True, False]  # capped
+def test_a_query_is_prepared_once_with_the_vocabulary_look_up():
+    looked_up = []
 
+    def unknown_words(expression):
+        looked_up.append(expression)
+        return ("zorblax",)
 
-def test_throttle_once_per_period_and_kind():
-    t = Throttle()
-    assert t.allow("a", 0.0, 5.0) and not t.allow("a", 4.9, 5.0) and t.allow("a", 5.0, 5.0)
-    assert t.allow("b", 1.0, 5.0)
-    assert t.allow("c", 0.0, 0.0) and t.allow("c", 0.0, 0.0)
+    q = prepare_query("pick up the zorblax cup", "the zorblax cup", unknown_words)
+    assert (q.command, q.expression) == ("pick up the zorblax cup", "the zorblax cup")
+    assert q.words == ("the", "zorblax", "cup") and q.unknown_words == ("zorblax",)
+    assert not q.nothing_known and not q.nothing_known
+    assert looked_up == ["the zorblax cup"]         # once, when prepared; never per frame

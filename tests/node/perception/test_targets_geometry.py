@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from refseg_node.perception.geometry import Intrinsics, StampedBuffer, back_project, target_point
+from refseg_node.perception.geometry import Intrinsics, back_project, target_point
 from refseg_node.perception.targets import no_target, primary_target
 
 
@@ -163,19 +163,3 @@ def test_unknown_calibration_size_matches_any_image():
     k = Intrinsics.from_k(K_LIST)
     assert k.matches(320, 240) and k.matches(1, 1)
     assert K.matches(320, 240) and not K.matches(640, 480)
-
-
-def test_stamped_buffer_pairs_by_timestamp_within_tolerance():
-    buffer = StampedBuffer(3)
-    for t in (100, 200, 300, 400):
-        buffer.add(t, f"d{t}")
-    assert len(buffer) == 3
-    assert buffer.closest(310, 50) == "d300"
-    assert buffer.closest(260, 50) == "d300"
-    assert buffer.closest(250, 49) is None
-    assert buffer.closest(100, 10) is None            # dropped (oldest)
-    assert buffer.closest(1000, 10**9) == "d400"
-    buffer.clear()
-    assert buffer.closest(300, 10) is None
-    with pytest.raises(ValueError):
-        StampedBuffer(0)

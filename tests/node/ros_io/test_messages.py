@@ -1,15 +1,15 @@
-"""Extent fields of Segmentation, the box and axes markers, the target cloud (no graph)."""
+"""The output messages of a FrameResult: Segmentation, markers, target cloud (no graph)."""
 
 import numpy as np
 import pytest
 from std_msgs.msg import Header
 
-from refseg_msgs.msg import Segmentation
-from refseg_node.perception.cloud import TargetPoints, extent
-from refseg_node.ros_io.extent_messages import (
+from refseg_node.perception.cloud import TargetGeometry, TargetPoints, extent
+from refseg_node.perception.pipeline import FrameResult
+from refseg_node.perception.targets import primary_target
+from refseg_node.ros_io.messages import (
     extent_markers,
-    fill_extent,
-    fill_tracking,
+    segmentation_msg,
     target_cloud_msg,
 )
 from refseg_node.ros_io.pointcloud2 import cloud_to_arrays
@@ -25,11 +25,20 @@ def box_extent():
     return extent(local @ rotation.T + [0.1, 0.0, 1.0]), rotation
 
 
-def test_fill_extent_and_tracking(box_extent):
+def frame_result(**fields) -> FrameResult:
+    mask = np.zeros((12, 16), bool)
+    mask[2:6, 3:9] = True
+    values = dict(header=Header(frame_id="cam"), command="pick up the cup", expression="the cup",
+                  mask=mask, target=primary_target(mask, mask.astype(np.float32)),
+                  threshold=0.5, unknown_words=(), inference_time=0.01, point=(0.1, 0.0, 1.0))
+    return FrameResult(**{**values, **fields})
+
+
+def test_extent_and_tracking_fields(box_extent):
     e, _ = box_extent
-    msg = Segmentation()
-    fill_extent(msg, e)
-    fill_tracking(msg, True, 4)
+    points = TargetPoints(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
+    msg = segmentation_msg(frame_result(geometry=TargetGeometry(points, e), tracked=True,
+                                        tracked_age=4))
     assert msg.has_extent and msg.num_points == 5000 and msg.no_3d_reason == ""
     assert (msg.center_3d.x, msg.center_3d.y, msg.center_3d.z) == pytest.approx(e.center)
     assert (msg.size_3d.x, msg.size_3d.y, msg.size_3d.z) == pytest.approx(e.size)
@@ -37,9 +46,12 @@ def test_fill_extent_and_tracking(box_extent):
     np.testing.assert_allclose(axes, e.axes)
     assert list(msg.principal_sizes) == pytest.approx(e.principal_sizes)
     assert msg.tracked and msg.tracked_age == 4
-    empty = Segmentation()
-    fill_extent(empty, None, "only 3 points")
+    assert msg.has_3d and (msg.bbox.x_offset, msg.bbox.width) == (3, 6)
+    assert (msg.regions[0].bbox.x_offset, msg.regions[0].bbox.height) == (3, 4)
+    empty = segmentation_msg(frame_result(
+        geometry=TargetGeometry(points, None, "only 3 points"), reason="only 3 points"))
     assert not empty.has_extent and empty.no_3d_reason == "only 3 points"
+    assert empty.has_3d and not empty.tracked
 
 
 def test_box_marker_is_oriented_along_the_principal_axes(box_extent):
@@ -88,12 +100,13 @@ from refseg_model.synth import make_demo_scene
 from refseg_node.ros_io.image_conversion import depth16_msg, rgb8_msg
 from refseg_node.sim.synthetic_camera import camera_info_msg
 import refseg_node.node  # what the node process imports when it starts
-from refseg_node.ros_io import extent_messages, messages
-from refseg_model.drawing import draw_overlay
-from refseg_node.ros_io.image_conversion import bgr8_msg
+from refseg_node.ros_io import messages
+from refseg_node.language.queries import prepare_query
 from refseg_node.parameters import PARAMETERS, Settings
-from refseg_node.perception.pipeline import SensorCache, carried_frame
+from refseg_node.perception.pipeline import carried_frame
 from refseg_node.perception.tracking import Carried
+from refseg_node.ros_io.image_conversion import decode_frame
+from refseg_node.sensors import SensorCache
 
 scene, _, region = make_demo_scene(0, 160, 120)
 header = Header(frame_id="camera")
@@ -103,16 +116,18 @@ sensors.set_camera_info(camera_info_msg(scene.K, 160, 120, header))
 settings = Settings.from_values({p.name: p.default for p in PARAMETERS})
 carried = Carried(1, 0, region.mask, region.mask.astype(np.float32), None)
 before = set(sys.modules)
-result, rgb = carried_frame(rgb8_msg(scene.rgb, header), carried, "the cup", "the cup",
-                            settings, sensors, lambda kind, text: None)
+image = rgb8_msg(scene.rgb, header)
+rgb = decode_frame(image)
+query = prepare_query("the cup", "the cup", lambda expression: ())
+result = carried_frame(image.header, rgb, carried, query, settings, sensors,
+                       lambda kind, text: None)
 assert result.geometry is not None and result.geometry.extent is not None
 messages.segmentation_msg(result)
 messages.centroid_msg(result)
 messages.marker_msg(result.header, result.point, settings.marker_scale)
-extent_messages.extent_markers(result.header, result.geometry.extent)
-extent_messages.target_cloud_msg(result.header, result.geometry.points)
-bgr8_msg(draw_overlay(rgb, result.mask, "the cup", primary=result.target.region,
-                      centroid=result.target.centroid), result.header)
+messages.extent_markers(result.header, result.geometry.extent)
+messages.target_cloud_msg(result.header, result.geometry.points)
+messages.overlay_msg(result, rgb)
 print(sorted(set(sys.modules) - before))
 """
 
