@@ -107,8 +107,11 @@ def run_model(args, device, data_root) -> dict:
                 result["forward"].append(mb.time_forward(net, device, variant, batch, peak,
                                                          flops["total"], budget, log))
         frames = frames_640 if name == "default" else frames_512
-        for path in (mb.NumericPath("fp32", False), None):  # None: the node's default path
-            row = mb.predict_latency(net, device, path, frames, 5 if quick else 50, budget,
+        runs = [(path, frames) for path in (mb.NumericPath("fp32", False), None)]
+        if name == "default":  # a RealSense colour stream's 16:9 default, on the default path
+            runs.append((None, mb.frames_of(data_root, (1280, 720), 2 if quick else 10)))
+        for path, timed in runs:  # path None: the node's default path
+            row = mb.predict_latency(net, device, path, timed, 5 if quick else 50, budget,
                                      flops["total"], peak)
             result["predict"].append(row)
             log(f"  predict {name} {row['input']} {row['path']}"
