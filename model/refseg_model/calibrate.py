@@ -5,7 +5,11 @@ presets) shifts the probabilities: 0.5 is not the threshold that gives the best 
 validation sample the probability map is computed once (``Segmenter.predict``, original image
 size) and the intersection and union with the ground truth are counted at every candidate
 threshold. The threshold with the highest prec@0.5 wins (ties: the higher mean IoU, then the one
-nearest 0.5). ``refseg-calibrate --write`` stores it in the checkpoint under ``threshold``
+nearest 0.5). Expressions with no target (the ``absent_*`` kinds of the synthetic world) take
+part like the others: an empty mask scores IoU 1 on them and any pixel scores 0, so the threshold
+is chosen over present and absent targets at once (a low threshold that finds every small
+target but also answers "found" to "the jar" on a table without one loses). ``refseg-calibrate
+--write`` stores it in the checkpoint under ``threshold``
 (atomically); ``Segmenter.from_checkpoint``, ``refseg-eval`` and the node use it unless a
 threshold is given.
 """
