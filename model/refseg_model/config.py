@@ -32,6 +32,7 @@ BACKBONES = ("vgg16", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "c
 SPATIAL_VARIANTS = ("xy2", "xy8", "none")
 FUSIONS = ("concat", "concat_product")
 DECODERS = ("none", "skip")
+CONTEXTS = ("none", "relational")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # numeric paths: training and inference
@@ -93,6 +94,10 @@ class ModelConfig:
             canvas (the paper). ``True``: the network input follows each image's aspect at about
             the same pixel budget (:meth:`input_shape_for`; the network is fully convolutional),
             so a 16:9 camera frame is not letterboxed into a 4:3 canvas.
+        context: ``"none"``: the paper's classifier, each location judged on its own.
+            ``"relational"``: a second reasoning step over the classifier's hidden map that lets
+            each location see the others (``network.RelationalContext``), for relations,
+            positions and size words.
 
     The field defaults are a neutral base for the presets, not a network of their own: neither
     the paper's (``paper``) nor the shipped one (``tabletop``); every preset sets the fields it
@@ -122,9 +127,12 @@ class ModelConfig:
     learned_pad: bool = False
     binarize: str = "resize_then_threshold"
     keep_aspect: bool = False
+    context: str = "none"
 
     def __post_init__(self) -> None:
         """Check the values."""
+        if self.context not in CONTEXTS:
+            raise ConfigError(f"unknown context {self.context!r}; choose one of {CONTEXTS}")
         if self.binarize not in BINARIZE:
             raise ConfigError(f"unknown binarize {self.binarize!r}; choose one of {BINARIZE}")
         if self.backbone not in BACKBONES:

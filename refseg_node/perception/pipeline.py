@@ -117,7 +117,8 @@ def _result(header, query, mask, target, rgb, elapsed, reason, settings, sensors
         location = locate_target(target, sensors.depth_for(header, s), s, warn, rgb)
         point, geometry, reason = location.point, location.geometry, reason or location.reason
     elif not reason:
-        reason = f"no pixel passed the threshold {s.threshold}"
+        reason = (f"not found: nothing in the picture matches {query.expression!r} (no pixel "
+                  f"reached the threshold {s.threshold:.2f})")
     return FrameResult(
         header=header, command=query.command, expression=query.expression, mask=mask,
         target=target, threshold=s.threshold, unknown_words=query.unknown_words,
