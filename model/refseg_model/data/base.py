@@ -266,7 +266,8 @@ class RefSegDataset(Dataset):
         self.max_len = max_len
         self.input_shape_for = input_shape_for
         self.photometric = photometric
-        self._rng = np.random.default_rng([int(seed), 7919])
+        self._seed = int(seed)
+        self._rngs: dict[int, np.random.Generator] = {}
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -284,6 +285,14 @@ class RefSegDataset(Dataset):
 
         return first_loadable(len(self.source), index, load, self.source, self.on_error, skipped)
 
+    def _augment_rng(self) -> np.random.Generator:
+        """Return this loader worker's generator (each worker draws its own augmentations)."""
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else -1
+        if worker not in self._rngs:
+            self._rngs[worker] = np.random.default_rng([self._seed, 7919, worker + 1])
+        return self._rngs[worker]
+
     def __getitem__(self, index: int) -> dict:
         """Return the preprocessed sample ``index`` (or the next loadable one when skipping)."""
         index, image, mask = self._load(index)
@@ -295,7 +304,7 @@ class RefSegDataset(Dataset):
                 raise ValueError(f"input {height}x{width} for {sample.sample_id} is not a "
                                  f"multiple of stride {self.stride}")
         if self.photometric:
-            image = photometric(image, self._rng)
+            image = photometric(image, self._augment_rng())
         boxed, meta = letterbox(image, width, height)
         full = letterbox_mask(mask, width, height)
         target = coarse_labels(full, self.stride) if self.label == "coarse" else full
