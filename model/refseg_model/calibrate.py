@@ -12,6 +12,11 @@ target but also answers "found" to "the jar" on a table without one loses). ``re
 --write`` stores it in the checkpoint under ``threshold``
 (atomically); ``Segmenter.from_checkpoint``, ``refseg-eval`` and the node use it unless a
 threshold is given.
+
+When the split has expressions with no target, a *found rule* is chosen the same way at that
+threshold: the least share of the image a mask must cover and the least peak probability it
+must reach to count as "found" (:func:`found_rule_sweep`, stored under ``found_rule``; a weak,
+speckled answer to "the jar" on a table without one is then "not found").
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +33,39 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataError, open_source
 from .inference import Segmenter
-from .metrics import SegmentationMetrics
+from .metrics import SegmentationMetrics, intersection_union
 
 GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.05))
 
 
+MIN_AREA_GRID = (0.0, 0.0002, 0.0005, 0.001, 0.002)  # of the image's pixels
+MIN_PEAK_GRID = (0.0, 0.7, 0.8, 0.9, 0.95)
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """What the found rule needs of one validation sample at every threshold of the grid.
+
+    ``areas[k]``, ``intersections[k]``, ``unions[k]``: the mask at ``grid[k]``; ``peak``: the
+    highest probability; ``pixels``: the image's; ``target``: whether it has a target.
+    """
+
+    areas: tuple
+    intersections: tuple
+    unions: tuple
+    peak: float
+    pixels: int
+    target: bool
+
+
 def threshold_sweep(segmenter, source, *, limit: int | None = None,
-                    grid: Sequence[float] = GRID, progress: bool = False) -> dict[float, dict]:
-    """Return ``{threshold: metrics dict}`` of ``segmenter`` on ``source`` for each of ``grid``."""
+                    grid: Sequence[float] = GRID, progress: bool = False,
+                    records: list | None = None) -> dict[float, dict]:
+    """Return ``{threshold: metrics dict}`` of ``segmenter`` on ``source`` for each of ``grid``.
+
+    ``records``, when given, receives one :class:`SampleRecord` per sample (for
+    :func:`found_rule_sweep`).
+    """
     grid = sorted(float(t) for t in grid)
     if not grid or not all(0.0 < t < 1.0 for t in grid):
         raise ValueError(f"thresholds must lie in (0, 1), got {grid}")
@@ -51,8 +82,14 @@ def threshold_sweep(segmenter, source, *, limit: int | None = None,
             continue
         image, gt = loaded
         probs = segmenter.predict(image, sample.expression).probs
-        for t in grid:
-            metrics[t].add(probs >= t, gt)
+        counts = [intersection_union(probs >= t, gt) for t in grid]
+        for t, (i, u) in zip(grid, counts):
+            metrics[t].add_counts(i, u, bool((probs >= t).any()))
+        if records is not None:
+            records.append(SampleRecord(
+                tuple(int((probs >= t).sum()) for t in grid), tuple(c[0] for c in counts),
+                tuple(c[1] for c in counts), float(probs.max()), int(probs.size),
+                bool(gt.any())))
     if bar is not None:
         bar.close()
     return {t: m.to_dict() for t, m in metrics.items()}
@@ -66,10 +103,50 @@ def best_threshold(sweep: dict[float, dict]) -> float:
                                      round(sweep[t]["mean_iou"], 6), -abs(t - 0.5)))
 
 
-def write_threshold(checkpoint: str | Path, threshold: float, sweep: dict | None = None) -> None:
-    """Store ``threshold`` (and the sweep that chose it) in ``checkpoint``, atomically."""
+def found_rule_sweep(records: Sequence[SampleRecord], grid: Sequence[float], threshold: float,
+                     min_areas: Sequence[float] = MIN_AREA_GRID,
+                     min_peaks: Sequence[float] = MIN_PEAK_GRID) -> dict[tuple, float]:
+    """Return ``{(min_area, min_peak): prec@0.5}`` of the found rule at ``threshold``.
+
+    The rule answers "not found" (an empty mask) when the mask at ``threshold`` covers less than
+    ``min_area`` of the image or no probability reaches ``min_peak``. Scored over present and
+    absent targets together: "not found" is right (IoU 1) exactly where there is no target.
+    """
+    k = [round(float(t), 6) for t in grid].index(round(float(threshold), 6))
+    out = {}
+    for min_area in min_areas:
+        for min_peak in min_peaks:
+            hits = 0
+            for r in records:
+                found = r.areas[k] > 0 and r.areas[k] >= min_area * r.pixels and \
+                    r.peak >= min_peak
+                if found:
+                    hits += r.unions[k] > 0 and r.intersections[k] / r.unions[k] >= 0.5
+                else:
+                    hits += not r.target
+            out[(float(min_area), float(min_peak))] = hits / max(1, len(records))
+    return out
+
+
+def best_found_rule(sweep: dict[tuple, float]) -> tuple[float, float]:
+    """Return the rule of ``sweep`` with the highest prec@0.5 (ties: the mildest rule)."""
+    if not sweep:
+        raise ValueError("empty found-rule sweep")
+    return max(sweep, key=lambda rule: (round(sweep[rule], 6), -rule[0], -rule[1]))
+
+
+def write_threshold(checkpoint: str | Path, threshold: float, sweep: dict | None = None,
+                    found_rule: tuple[float, float] | None = None) -> None:
+    """Store ``threshold`` (the sweep that chose it, the found rule) in ``checkpoint``, atomically.
+
+    ``found_rule`` ``(min_area, min_peak)`` goes under ``found_rule`` (see
+    :func:`found_rule_sweep`; ``Segmenter`` applies it).
+    """
     payload = load_checkpoint(checkpoint)
     payload["threshold"] = float(threshold)
+    if found_rule is not None:
+        payload["found_rule"] = {"min_area": float(found_rule[0]),
+                                 "min_peak": float(found_rule[1])}
     if sweep is not None:
         payload["threshold_sweep"] = {f"{t:.2f}": {k: float(v) for k, v in m.items()}
                                       for t, m in sweep.items()}
@@ -101,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = open_source(args.dataset, args.data_root, args.split, "skip")
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                               threshold=0.5)
+        records: list[SampleRecord] = []
         sweep = threshold_sweep(segmenter, source, limit=args.limit or None,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, records=records)
     except (CheckpointError, DataError, ValueError) as exc:
         print(f"refseg-calibrate: error: {exc}", file=sys.stderr)
         return 2
@@ -112,8 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         mark = "  <- best" if t == best else ""
         print(f"{t:9.2f}  {100 * m['prec@0.5']:8.2f}  {100 * m['mean_iou']:8.2f}  "
               f"{100 * m['overall_iou']:11.2f}{mark}")
+    rule = None
+    if any(not r.target for r in records):  # expressions with no target: choose the found rule
+        rules = found_rule_sweep(records, list(sweep), best)
+        rule = best_found_rule(rules)
+        print(f"found rule at threshold {best:.2f}: a mask of at least {rule[0]:.4f} of the "
+              f"image and a peak probability of at least {rule[1]:.2f}: prec@0.5 "
+              f"{100 * rules[rule]:.2f} (no rule: {100 * rules[(0.0, 0.0)]:.2f})")
     if args.write:
-        write_threshold(args.checkpoint, best, sweep)
+        write_threshold(args.checkpoint, best, sweep, rule)
         print(f"wrote threshold {best:.2f} into {args.checkpoint}")
     return 0
 

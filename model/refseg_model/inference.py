@@ -95,7 +95,8 @@ class Segmenter:
     def __init__(self, model: torch.nn.Module, vocabulary, config: ModelConfig, *,
                  stage: str = "highres", device: str | torch.device = "auto",
                  threshold: float = 0.5, precision: str = "auto",
-                 channels_last: bool | None = None, compile: str = "auto") -> None:
+                 channels_last: bool | None = None, compile: str = "auto",
+                 found_rule: dict | None = None) -> None:
         """Wrap ``model`` (a ``TextObjSegModel``); prefer :meth:`from_checkpoint`.
 
         ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16`` on CUDA), ``channels_last``
@@ -104,6 +105,9 @@ class Segmenter:
         this device, and :attr:`numeric_path` says which and why. ``model`` itself is moved to
         the device and its weights converted to that path **in place** (no second copy of a
         large network); pass ``copy.deepcopy(model)`` to keep using the original in float32.
+        ``found_rule`` (``{"min_area": share of the image, "min_peak": probability}``, chosen by
+        ``refseg-calibrate``) empties a mask that covers less than ``min_area`` of the image or
+        whose probabilities never reach ``min_peak``: the answer is then "not found".
         """
         self.device = resolve_device(device)
         self.numeric_path = resolve_path(precision, channels_last, self.device)
@@ -112,6 +116,7 @@ class Segmenter:
         self.config = config
         self.stage = stage
         self.threshold = _check_threshold(threshold)
+        self.found_rule = dict(found_rule or {})
         height, width = config.input_shape
         example = prepare_images(torch.zeros(1, 3, height, width, device=self.device),
                                  self.numeric_path)
@@ -147,9 +152,11 @@ class Segmenter:
             stage = payload["stage"]
         elif stage not in ("lowres", "highres"):
             raise ValueError(f"stage must be 'lowres' or 'highres', got {stage!r}")
+        found_rule = payload.get("found_rule") if threshold == calibrated_threshold(payload) \
+            else None  # the rule was chosen with the calibrated threshold, not another
         return cls(model, vocabulary, config, stage=stage, device=device,
                    threshold=threshold, precision=precision, channels_last=channels_last,
-                   compile=compile)
+                   compile=compile, found_rule=found_rule)
 
     # -- inputs ---------------------------------------------------------------------------
     def _tokens(self, expression: str) -> list[int]:
@@ -214,6 +221,10 @@ class Segmenter:
                 mask = released_mask(prob, meta, threshold)
             else:
                 mask = full >= threshold
+            if self.found_rule and mask.any() and (
+                    mask.sum() < self.found_rule.get("min_area", 0.0) * mask.size or
+                    full.max() < self.found_rule.get("min_peak", 0.0)):
+                mask = np.zeros_like(mask)  # too weak an answer: not found
             score = float(full[mask].mean()) if mask.any() else 0.0
             results.append(Prediction(mask=mask, probs=full, score=score))
         return results

@@ -104,3 +104,46 @@ def test_evaluation_scores_not_found_and_reports_the_found_share(tmp_path):
     assert quiet["by_size"]["no target"]["num_samples"] == n_absent
     assert sum(m["num_samples"] for band, m in quiet["by_size"].items()
                if band != "no target") == len(source) - n_absent
+
+
+def test_found_rule_is_chosen_over_present_and_absent_targets():
+    from refseg_model.calibrate import SampleRecord, best_found_rule, found_rule_sweep
+
+    grid = [0.5]
+    records = (
+        # present targets: strong, large answers, right
+        [SampleRecord((2000,), (1800,), (2100,), 0.99, 100_000, True)] * 6
+        # absent targets: weak or tiny answers ("found" would be wrong)
+        + [SampleRecord((30,), (0,), (30,), 0.97, 100_000, False)] * 2
+        + [SampleRecord((3000,), (0,), (3000,), 0.75, 100_000, False)] * 2)
+    sweep = found_rule_sweep(records, grid, 0.5)
+    assert sweep[(0.0, 0.0)] == pytest.approx(0.6)  # no rule: every absent one answered found
+    rule = best_found_rule(sweep)
+    assert sweep[rule] == pytest.approx(1.0)
+    assert rule[0] >= 0.0005 and 0.75 < rule[1] <= 0.95  # both kinds of weak answer rejected
+
+
+def test_segmenter_applies_the_found_rule():
+    import torch
+
+    from refseg_model.config import load_config
+    from refseg_model.inference import Segmenter
+    from refseg_model.network import build_model
+    from refseg_model.text import Vocabulary
+
+    cfg = load_config("tiny").model
+    cfg.vocab_size = 8
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    vocab = Vocabulary.from_list(["<pad>", "<go>", "<eos>", "<unk>", "cup"])
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    plain = Segmenter(model, vocab, cfg, compile="off", precision="fp32", threshold=0.05)
+    assert plain.predict(rgb, "cup").found  # an untrained net: probabilities near 0.5
+    for rule in ({"min_peak": 1.01}, {"min_area": 1.01}):
+        strict = Segmenter(model, vocab, cfg, compile="off", precision="fp32", threshold=0.05,
+                           found_rule=rule)
+        prediction = strict.predict(rgb, "cup")
+        assert not prediction.found and prediction.score == 0.0
+    mild = Segmenter(model, vocab, cfg, compile="off", precision="fp32", threshold=0.05,
+                     found_rule={"min_peak": 0.0, "min_area": 0.0})
+    np.testing.assert_array_equal(mild.predict(rgb, "cup").mask, plain.predict(rgb, "cup").mask)
