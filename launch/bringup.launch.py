@@ -4,7 +4,14 @@ The params file (``params_file:=``, default ``config/refseg.params.yaml``) is th
 configure the node. The launch arguments ``checkpoint``, ``device``, ``image_topic``,
 ``depth_topic`` and ``camera_info_topic`` override it only when given on the command line.
 
+``namespace:=`` and ``node_name:=`` (default ``refseg``) place the node: its topics and service
+are relative to it (``/head/refseg/query`` with ``namespace:=head``), and the camera, rviz and
+speech nodes started here go into the same namespace (rviz's displays and the speech node's
+commands follow the node), so one launch per camera runs one node per camera. A params file's
+top-level key is the node's name (``refseg:``) or ``/**:`` for any name.
+
 Examples: ``ros2 launch refseg bringup.launch.py use_synthetic_camera:=true rviz:=true``;
+``ros2 launch refseg bringup.launch.py namespace:=head image_topic:=/head_camera/image_raw``;
 ``ros2 launch refseg bringup.launch.py params_file:=my.yaml``;
 ``ros2 launch refseg bringup.launch.py checkpoint:=/path/best.pt device:=cuda
 image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info
@@ -28,6 +35,9 @@ PACKAGE = "refseg"
 PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 # Launch arguments that override the params file when set (empty = not set).
 OVERRIDES = ("checkpoint", "device", "image_topic", "depth_topic", "camera_info_topic")
+# The topics config/refseg.rviz shows: the node's (under /refseg) and the camera's.
+RVIZ_NODE_TOPICS = ("overlay", "mask", "marker")
+RVIZ_CAMERA_TOPICS = ("/camera/image_raw",)
 
 
 def dds_env(share):
@@ -47,15 +57,35 @@ def rviz_available():
     return True
 
 
+def node_placement(namespace, node_name):
+    """Return the namespace (``/head``, ``""`` for none) and the full name of the refseg node."""
+    namespace = namespace.strip().strip("/")
+    namespace = f"/{namespace}" if namespace else ""
+    node_name = node_name.strip() or "refseg"
+    return namespace, f"{namespace}/{node_name}"
+
+
+def rviz_remappings(namespace, full_name):
+    """Return remappings of config/refseg.rviz's topics (written for /refseg) onto the node's."""
+    if full_name == "/refseg":
+        return []
+    return [(f"/refseg/{topic}", f"{full_name}/{topic}") for topic in RVIZ_NODE_TOPICS] + [
+        (topic, f"{namespace}{topic}") for topic in RVIZ_CAMERA_TOPICS if namespace]
+
+
 def launch_setup(context, share):
     """Build the actions once the launch arguments are known."""
     overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
     overrides = {name: value for name, value in overrides.items() if value != ""}
+    namespace, full_name = node_placement(LaunchConfiguration("namespace").perform(context),
+                                          LaunchConfiguration("node_name").perform(context))
+    node_name = full_name.rpartition("/")[2]
     env = dds_env(share)
     actions = [Node(
         package=PACKAGE,
         executable="refseg_node",
-        name="refseg",
+        name=node_name,
+        namespace=namespace,
         output="screen",
         parameters=[LaunchConfiguration("params_file"), overrides],
         additional_env=env,
@@ -63,6 +93,7 @@ def launch_setup(context, share):
         package=PACKAGE,
         executable="synthetic_camera",
         name="synthetic_camera",
+        namespace=namespace,
         output="screen",
         additional_env=env,
         condition=IfCondition(LaunchConfiguration("use_synthetic_camera")),
@@ -73,7 +104,9 @@ def launch_setup(context, share):
                 package="rviz2",
                 executable="rviz2",
                 name="rviz2",
+                namespace=namespace,
                 arguments=["-d", os.path.join(share, "config", "refseg.rviz")],
+                remappings=rviz_remappings(namespace, full_name),
                 additional_env=env,
             ))
         else:
@@ -85,9 +118,11 @@ def launch_setup(context, share):
         package=PACKAGE,
         executable="speech_command",
         name="speech_command",
+        namespace=namespace,
         output="screen",
         parameters=[{"source": LaunchConfiguration("speech_source"),
-                     "checkpoint": LaunchConfiguration("checkpoint")}],
+                     "checkpoint": LaunchConfiguration("checkpoint"),
+                     "refseg_node": full_name}],
         additional_env=env,
         condition=IfCondition(LaunchConfiguration("speech")),
     ))
@@ -98,6 +133,12 @@ def generate_launch_description():
     """Return the launch description: refseg node, synthetic camera and rviz (optional)."""
     share = get_package_share_directory(PACKAGE)
     arguments = [
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of the node and of the camera, rviz and "
+                                          "speech nodes started here (one per camera)"),
+        DeclareLaunchArgument("node_name", default_value="refseg",
+                              description="name of the refseg node; its topics are "
+                                          "<namespace>/<node_name>/..."),
         DeclareLaunchArgument("params_file",
                               default_value=os.path.join(share, "config", "refseg.params.yaml"),
                               description="parameters of the refseg node (the place to "
