@@ -35,6 +35,22 @@ PACKAGE = "refseg"
 PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 # Launch arguments that override the params file when set (empty = not set).
 OVERRIDES = ("checkpoint", "device", "image_topic", "depth_topic", "camera_info_topic")
+# (name, default, description) of the launch arguments besides params_file.
+ARGUMENTS = (
+    ("namespace", "", "namespace of the node and of the camera, rviz and speech nodes started "
+                      "here (one per camera)"),
+    ("node_name", "refseg", "name of the refseg node; its topics are "
+                            "<namespace>/<node_name>/..."),
+    ("checkpoint", "", "model checkpoint; empty = the params file's"),
+    ("device", "", "auto, cpu, cuda or cuda:N; empty = the params file's"),
+    ("image_topic", "", "colour image topic; empty = the params file's"),
+    ("depth_topic", "", "aligned depth topic (16UC1 mm or 32FC1 m); empty = the params file's"),
+    ("camera_info_topic", "", "CameraInfo of the colour image; empty = the params file's"),
+    ("use_synthetic_camera", "false", "publish the synthetic tabletop world as the camera"),
+    ("rviz", "false", "start rviz2 with config/refseg.rviz (if installed)"),
+    ("speech", "false", "start speech_command: spoken commands -> query"),
+    ("speech_source", "microphone", "microphone, a .wav file or a folder of them"),
+)
 # The topics config/refseg.rviz shows: the node's (under /refseg) and the camera's.
 RVIZ_NODE_TOPICS = ("overlay", "mask", "marker")
 RVIZ_CAMERA_TOPICS = ("/camera/image_raw",)
@@ -133,36 +149,12 @@ def generate_launch_description():
     """Return the launch description: refseg node, synthetic camera and rviz (optional)."""
     share = get_package_share_directory(PACKAGE)
     arguments = [
-        DeclareLaunchArgument("namespace", default_value="",
-                              description="namespace of the node and of the camera, rviz and "
-                                          "speech nodes started here (one per camera)"),
-        DeclareLaunchArgument("node_name", default_value="refseg",
-                              description="name of the refseg node; its topics are "
-                                          "<namespace>/<node_name>/..."),
         DeclareLaunchArgument("params_file",
                               default_value=os.path.join(share, "config", "refseg.params.yaml"),
                               description="parameters of the refseg node (the place to "
                                           "configure it)"),
-        DeclareLaunchArgument("checkpoint", default_value="",
-                              description="model checkpoint; empty = the params file's"),
-        DeclareLaunchArgument("device", default_value="",
-                              description="auto, cpu, cuda or cuda:N; empty = the params file's"),
-        DeclareLaunchArgument("image_topic", default_value="",
-                              description="colour image topic; empty = the params file's"),
-        DeclareLaunchArgument("depth_topic", default_value="",
-                              description="aligned depth topic (16UC1 mm or 32FC1 m); empty = "
-                                          "the params file's"),
-        DeclareLaunchArgument("camera_info_topic", default_value="",
-                              description="CameraInfo of the colour image; empty = the params "
-                                          "file's"),
-        DeclareLaunchArgument("use_synthetic_camera", default_value="false",
-                              description="publish the synthetic tabletop world as the camera"),
-        DeclareLaunchArgument("rviz", default_value="false",
-                              description="start rviz2 with config/refseg.rviz (if installed)"),
-        DeclareLaunchArgument("speech", default_value="false",
-                              description="start speech_command: spoken commands -> query"),
-        DeclareLaunchArgument("speech_source", default_value="microphone",
-                              description="microphone, a .wav file or a folder of them"),
+        *(DeclareLaunchArgument(name, default_value=default, description=description)
+          for name, default, description in ARGUMENTS),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=launch_setup,
                                                          args=[share])])

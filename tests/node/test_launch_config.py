@@ -50,6 +50,15 @@ def literal_args(tree, name):
             if c.args and isinstance(c.args[0], ast.Constant)}
 
 
+def launch_arguments(tree):
+    """Return ``{name: default}`` of every launch argument (the ARGUMENTS table, params_file)."""
+    declared = {name: None for name in literal_args(tree, "DeclareLaunchArgument")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ARGUMENTS":
+            declared.update({name: default for name, default, _ in ast.literal_eval(node.value)})
+    return declared
+
+
 def launch_overrides(tree):
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OVERRIDES":
@@ -59,16 +68,14 @@ def launch_overrides(tree):
 
 def test_launch_file_starts_existing_executables_with_declared_arguments():
     tree = ast.parse(LAUNCH.read_text())
-    declared = literal_args(tree, "DeclareLaunchArgument")
+    defaults = launch_arguments(tree)
+    declared = set(defaults)
     assert REQUIRED_ARGUMENTS <= declared
     overrides = launch_overrides(tree)
     used = literal_args(tree, "LaunchConfiguration") | overrides
     assert used <= declared, f"undeclared launch arguments: {used - declared}"
     assert overrides <= {p.name for p in PARAMETERS}, overrides - {p.name for p in PARAMETERS}
     # An override is applied only when given: its default is empty, not a value of its own.
-    defaults = {ast.literal_eval(c.args[0]): ast.literal_eval(keyword(c, "default_value"))
-                for c in calls(tree, "DeclareLaunchArgument")
-                if isinstance(keyword(c, "default_value"), ast.Constant)}
     assert all(defaults[name] == "" for name in overrides), defaults
     scripts = console_scripts()
     nodes = calls(tree, "Node")
