@@ -4,7 +4,14 @@ The params file (``params_file:=``, default ``config/refseg.params.yaml``) is th
 configure the node. The launch arguments ``checkpoint``, ``device``, ``image_topic``,
 ``depth_topic`` and ``camera_info_topic`` override it only when given on the command line.
 
+``namespace:=`` and ``node_name:=`` (default ``refseg``) place the node: its topics and service
+are relative to it (``/head/refseg/query`` with ``namespace:=head``), and the camera, rviz and
+speech nodes started here go into the same namespace (rviz's displays and the speech node's
+commands follow the node), so one launch per camera runs one node per camera. A params file's
+top-level key is the node's name (``refseg:``) or ``/**:`` for any name.
+
 Examples: ``ros2 launch refseg bringup.launch.py use_synthetic_camera:=true rviz:=true``;
+``ros2 launch refseg bringup.launch.py namespace:=head image_topic:=/head_camera/image_raw``;
 ``ros2 launch refseg bringup.launch.py params_file:=my.yaml``;
 ``ros2 launch refseg bringup.launch.py checkpoint:=/path/best.pt device:=cuda
 image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info
@@ -28,6 +35,25 @@ PACKAGE = "refseg"
 PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 # Launch arguments that override the params file when set (empty = not set).
 OVERRIDES = ("checkpoint", "device", "image_topic", "depth_topic", "camera_info_topic")
+# (name, default, description) of the launch arguments besides params_file.
+ARGUMENTS = (
+    ("namespace", "", "namespace of the node and of the camera, rviz and speech nodes started "
+                      "here (one per camera)"),
+    ("node_name", "refseg", "name of the refseg node; its topics are "
+                            "<namespace>/<node_name>/..."),
+    ("checkpoint", "", "model checkpoint; empty = the params file's"),
+    ("device", "", "auto, cpu, cuda or cuda:N; empty = the params file's"),
+    ("image_topic", "", "colour image topic; empty = the params file's"),
+    ("depth_topic", "", "aligned depth topic (16UC1 mm or 32FC1 m); empty = the params file's"),
+    ("camera_info_topic", "", "CameraInfo of the colour image; empty = the params file's"),
+    ("use_synthetic_camera", "false", "publish the synthetic tabletop world as the camera"),
+    ("rviz", "false", "start rviz2 with config/refseg.rviz (if installed)"),
+    ("speech", "false", "start speech_command: spoken commands -> query"),
+    ("speech_source", "microphone", "microphone, a .wav file or a folder of them"),
+)
+# The topics config/refseg.rviz shows: the node's (under /refseg) and the camera's.
+RVIZ_NODE_TOPICS = ("overlay", "mask", "marker")
+RVIZ_CAMERA_TOPICS = ("/camera/image_raw",)
 
 
 def dds_env(share):
@@ -47,15 +73,35 @@ def rviz_available():
     return True
 
 
+def node_placement(namespace, node_name):
+    """Return the namespace (``/head``, ``""`` for none) and the full name of the refseg node."""
+    namespace = namespace.strip().strip("/")
+    namespace = f"/{namespace}" if namespace else ""
+    node_name = node_name.strip() or "refseg"
+    return namespace, f"{namespace}/{node_name}"
+
+
+def rviz_remappings(namespace, full_name):
+    """Return remappings of config/refseg.rviz's topics (written for /refseg) onto the node's."""
+    if full_name == "/refseg":
+        return []
+    return [(f"/refseg/{topic}", f"{full_name}/{topic}") for topic in RVIZ_NODE_TOPICS] + [
+        (topic, f"{namespace}{topic}") for topic in RVIZ_CAMERA_TOPICS if namespace]
+
+
 def launch_setup(context, share):
     """Build the actions once the launch arguments are known."""
     overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
     overrides = {name: value for name, value in overrides.items() if value != ""}
+    namespace, full_name = node_placement(LaunchConfiguration("namespace").perform(context),
+                                          LaunchConfiguration("node_name").perform(context))
+    node_name = full_name.rpartition("/")[2]
     env = dds_env(share)
     actions = [Node(
         package=PACKAGE,
         executable="refseg_node",
-        name="refseg",
+        name=node_name,
+        namespace=namespace,
         output="screen",
         parameters=[LaunchConfiguration("params_file"), overrides],
         additional_env=env,
@@ -63,6 +109,7 @@ def launch_setup(context, share):
         package=PACKAGE,
         executable="synthetic_camera",
         name="synthetic_camera",
+        namespace=namespace,
         output="screen",
         additional_env=env,
         condition=IfCondition(LaunchConfiguration("use_synthetic_camera")),
@@ -73,7 +120,9 @@ def launch_setup(context, share):
                 package="rviz2",
                 executable="rviz2",
                 name="rviz2",
+                namespace=namespace,
                 arguments=["-d", os.path.join(share, "config", "refseg.rviz")],
+                remappings=rviz_remappings(namespace, full_name),
                 additional_env=env,
             ))
         else:
@@ -85,9 +134,11 @@ def launch_setup(context, share):
         package=PACKAGE,
         executable="speech_command",
         name="speech_command",
+        namespace=namespace,
         output="screen",
         parameters=[{"source": LaunchConfiguration("speech_source"),
-                     "checkpoint": LaunchConfiguration("checkpoint")}],
+                     "checkpoint": LaunchConfiguration("checkpoint"),
+                     "refseg_node": full_name}],
         additional_env=env,
         condition=IfCondition(LaunchConfiguration("speech")),
     ))
@@ -102,26 +153,8 @@ def generate_launch_description():
                               default_value=os.path.join(share, "config", "refseg.params.yaml"),
                               description="parameters of the refseg node (the place to "
                                           "configure it)"),
-        DeclareLaunchArgument("checkpoint", default_value="",
-                              description="model checkpoint; empty = the params file's"),
-        DeclareLaunchArgument("device", default_value="",
-                              description="auto, cpu, cuda or cuda:N; empty = the params file's"),
-        DeclareLaunchArgument("image_topic", default_value="",
-                              description="colour image topic; empty = the params file's"),
-        DeclareLaunchArgument("depth_topic", default_value="",
-                              description="aligned depth topic (16UC1 mm or 32FC1 m); empty = "
-                                          "the params file's"),
-        DeclareLaunchArgument("camera_info_topic", default_value="",
-                              description="CameraInfo of the colour image; empty = the params "
-                                          "file's"),
-        DeclareLaunchArgument("use_synthetic_camera", default_value="false",
-                              description="publish the synthetic tabletop world as the camera"),
-        DeclareLaunchArgument("rviz", default_value="false",
-                              description="start rviz2 with config/refseg.rviz (if installed)"),
-        DeclareLaunchArgument("speech", default_value="false",
-                              description="start speech_command: spoken commands -> query"),
-        DeclareLaunchArgument("speech_source", default_value="microphone",
-                              description="microphone, a .wav file or a folder of them"),
+        *(DeclareLaunchArgument(name, default_value=default, description=description)
+          for name, default, description in ARGUMENTS),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=launch_setup,
                                                          args=[share])])

@@ -1,7 +1,9 @@
 """The ``refseg`` lifecycle node: segment what a spoken command refers to in a camera stream.
 
-Topics, service and parameters are those of the public contract (docs/INTERFACES.md). This file
-only wires the parts together:
+Topics, service and parameters are those of the public contract (docs/INTERFACES.md): the
+node's topics and service are relative to it (``~/query``: /refseg/query for a node named
+refseg with no namespace), the camera topics to its namespace, so one node runs per camera in
+its own namespace. This file only wires the parts together:
 
 - ``parameters``: one spec per parameter (descriptors, checks, the ``Settings``);
 - ``language.queries``: command -> expression; ``log_limits``: how often the log repeats;
@@ -53,6 +55,10 @@ from refseg_node.ros_io.image_conversion import ConversionError
 from refseg_node.workers import Workers
 
 NODE_NAME = "refseg"
+# Relative to the node (``~/``): /refseg/query for a node named refseg with no namespace; a
+# namespace or another node name moves them (one node per camera).
+QUERY_TOPIC = "~/query"
+SEGMENT_SERVICE = "~/segment"
 TICK_PERIOD = 1.0  # seconds between two looks at the camera inputs and the drop counts
 GIL_SWITCH_INTERVAL_S = 5e-5  # see main()
 
@@ -123,12 +129,13 @@ class RefSegNode(LifecycleNode):
         self._workers.reset()
         s = self._settings
         self._outputs = Outputs(self, self._warn)
-        self._inputs = [self.create_subscription(String, "/refseg/query", self._on_query, 10)]
-        self._service = self.create_service(Segment, "/refseg/segment", self._on_segment)
+        self._inputs = [self.create_subscription(String, QUERY_TOPIC, self._on_query, 10)]
+        self._service = self.create_service(Segment, SEGMENT_SERVICE, self._on_segment)
         self.get_logger().info(
-            f"configured: checkpoint {path}, image {s.image_topic} ({s.image_transport}, "
-            f"image_qos {s.image_qos}), depth {s.depth_topic}, camera_info "
-            f"{s.camera_info_topic}, mode {s.mode}")
+            f"configured: queries on {self._inputs[0].topic_name}, answers under "
+            f"{self.get_fully_qualified_name()}/, checkpoint {path}, image {s.image_topic} "
+            f"({s.image_transport}, image_qos {s.image_qos}), depth {s.depth_topic}, "
+            f"camera_info {s.camera_info_topic}, mode {s.mode}")
         return super().on_configure(state)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:

@@ -18,15 +18,16 @@ from refseg_node.perception.pipeline import FrameResult
 from refseg_node.ros_io import messages
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-# (name, message type, topic) of every output.
+# (name, message type, topic) of every output, relative to the node: ``~/mask`` is
+# /refseg/mask for a node named refseg with no namespace, /head/refseg/mask in namespace /head.
 TOPICS = (
-    ("mask", Image, "/refseg/mask"),
-    ("centroid", messages.PointStamped, "/refseg/centroid"),
-    ("target_point", messages.PointStamped, "/refseg/target_point"),
-    ("segmentation", Segmentation, "/refseg/segmentation"),
-    ("overlay", Image, "/refseg/overlay"),
-    ("marker", Marker, "/refseg/marker"),
-    ("target_cloud", PointCloud2, "/refseg/target_cloud"),
+    ("mask", Image, "~/mask"),
+    ("centroid", messages.PointStamped, "~/centroid"),
+    ("target_point", messages.PointStamped, "~/target_point"),
+    ("segmentation", Segmentation, "~/segmentation"),
+    ("overlay", Image, "~/overlay"),
+    ("marker", Marker, "~/marker"),
+    ("target_cloud", PointCloud2, "~/target_cloud"),
 )
 
 

@@ -143,12 +143,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("image_transport", "raw", "raw: sensor_msgs/Image on the image topic; "
                   "compressed: sensor_msgs/CompressedImage (JPEG, PNG) on <image topic>/compressed",
                   choices=("raw", "compressed")),
-    ParameterSpec("image_topic", "/camera/image_raw", "colour image topic (or remap 'image')",
+    ParameterSpec("image_topic", "camera/image_raw", "colour image topic (or remap 'image'); "
+                  "a relative name is in the node's namespace (/camera/image_raw without one)",
                   check=_not_empty),
-    ParameterSpec("depth_topic", "/camera/depth/image_raw", "aligned depth image topic "
-                  "(16UC1 mm or 32FC1 m; or remap 'depth')", check=_not_empty),
-    ParameterSpec("camera_info_topic", "/camera/camera_info", "CameraInfo of the colour image "
-                  "(or remap 'camera_info')", check=_not_empty),
+    ParameterSpec("depth_topic", "camera/depth/image_raw", "aligned depth image topic "
+                  "(16UC1 mm or 32FC1 m; or remap 'depth'), relative to the node's namespace "
+                  "unless absolute", check=_not_empty),
+    ParameterSpec("camera_info_topic", "camera/camera_info", "CameraInfo of the colour image "
+                  "(or remap 'camera_info'), relative to the node's namespace unless absolute",
+                  check=_not_empty),
     ParameterSpec("depth_sync_tolerance", 0.05, "most seconds between a colour frame's stamp "
                   "and the depth frame paired with it", live=True, minimum=0.0),
     ParameterSpec("max_query_length", DEFAULT_MAX_LENGTH, "longest expression in characters; "

@@ -10,8 +10,7 @@ answers the frames that arrive while the model is busy with the model's last mas
 them; both decode a frame with the one ``decode_frame`` (raw or compressed). Results go to
 the ``publish(result, rgb)`` callable, warnings to ``warn(kind, text)`` (the node throttles
 them); the settings are read afresh through ``settings()`` for every frame, so live parameter
-changes apply at once. No ROS entities here:
-the node creates those.
+changes apply at once. No ROS entities here: the node creates those.
 """
 
 from __future__ import annotations

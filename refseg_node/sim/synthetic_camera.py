@@ -1,10 +1,12 @@
 """A camera for machines without one: the synthetic tabletop world, or a replayed folder or video.
 
-Publishes at ``rate`` Hz, on the topics the ``refseg`` node reads by default:
+Publishes at ``rate`` Hz, on the topics the ``refseg`` node reads by default (relative to the
+namespace: ``/camera/image_raw`` without one, ``/head/camera/image_raw`` in ``/head``, so a
+camera and a refseg node in one namespace find each other):
 
-- ``/camera/image_raw`` (sensor_msgs/Image, rgb8),
-- ``/camera/depth/image_raw`` (16UC1, millimetres, aligned to the colour image; synthetic only),
-- ``/camera/camera_info`` (sensor_msgs/CameraInfo with the world's intrinsics; synthetic only),
+- ``camera/image_raw`` (sensor_msgs/Image, rgb8),
+- ``camera/depth/image_raw`` (16UC1, millimetres, aligned to the colour image; synthetic only),
+- ``camera/camera_info`` (sensor_msgs/CameraInfo with the world's intrinsics; synthetic only),
 
 all with the same stamp and the frame ``frame_id`` (``camera_color_optical_frame``).
 
@@ -22,8 +24,9 @@ A moving camera: ``motion`` ``pan`` turns the camera left and right about its ve
 (``pan_amplitude`` degrees, one sweep there and back every ``pan_period`` seconds; the views of a
 sweep are rendered at start-up), ``none`` (the default) keeps it still. With
 ``publish_ground_truth`` (demo scene) the camera also publishes, with each frame's stamp, the true
-mask of the demo's target on ``/synthetic_camera/target_mask`` (mono8, 255 = the red cup on the
-left) and the camera's pose in the world on ``/synthetic_camera/camera_pose``
+mask of the demo's target on ``~/target_mask`` (``/synthetic_camera/target_mask`` for the
+default name; mono8, 255 = the red cup on the left) and the camera's pose in the world on
+``~/camera_pose``
 (geometry_msgs/PoseStamped, frame ``synthetic_world``: x right, y along the table, z up), for
 measuring a tracker or a segmenter against the truth.
 """
@@ -51,11 +54,11 @@ from refseg_node.ros_io.dds_profile import apply_default_profile
 from refseg_node.ros_io.image_conversion import depth16_msg, mono8_msg, rgb8_msg
 
 FRAME_ID = "camera_color_optical_frame"
-IMAGE_TOPIC = "/camera/image_raw"
-DEPTH_TOPIC = "/camera/depth/image_raw"
-CAMERA_INFO_TOPIC = "/camera/camera_info"
-TARGET_MASK_TOPIC = "/synthetic_camera/target_mask"
-CAMERA_POSE_TOPIC = "/synthetic_camera/camera_pose"
+IMAGE_TOPIC = "camera/image_raw"
+DEPTH_TOPIC = "camera/depth/image_raw"
+CAMERA_INFO_TOPIC = "camera/camera_info"
+TARGET_MASK_TOPIC = "~/target_mask"
+CAMERA_POSE_TOPIC = "~/camera_pose"
 WORLD_FRAME = "synthetic_world"
 MOTIONS = ("none", "pan")
 DEMO_TARGET_ID = 1  # make_demo_scene puts the left red cup first

@@ -1,23 +1,25 @@
-"""Spoken commands for the refseg node: microphone or WAV files -> pocketsphinx -> /refseg/query.
+"""Spoken commands for a refseg node: microphone or WAV files -> pocketsphinx -> its query.
 
 ``speech_command`` (``ros2 run refseg speech_command``) finds utterances in its ``source``, decodes
-each offline with pocketsphinx (:mod:`refseg_node.speech.recognizer`) and publishes
+each offline with pocketsphinx (:mod:`refseg_node.speech.recognizer`) and publishes, to the
+refseg node it serves (``refseg_node``: that node's name, relative to this node's namespace, or
+its full name such as ``/head/refseg``; default ``refseg``):
 
-- the recognised text on ``query_topic`` (``/refseg/query``, ``std_msgs/String``) when its
-  confidence is at least ``confidence_threshold`` (otherwise it is only logged), and
-- every utterance, sent or not, on ``result_topic`` (``/refseg/speech``, ``std_msgs/String``
-  holding one JSON object: ``text``, ``confidence``, ``sent``, ``source``, ``start``, ``end``,
-  ``decode_seconds``, ``language_model``) for logging.
+- the recognised text on ``<refseg_node>/query`` (``/refseg/query`` by default,
+  ``std_msgs/String``) when its confidence is at least ``confidence_threshold`` (otherwise it is
+  only logged), and
+- every utterance, sent or not, on ``<refseg_node>/speech`` (``/refseg/speech``,
+  ``std_msgs/String`` holding one JSON object: ``text``, ``confidence``, ``sent``, ``source``,
+  ``start``, ``end``, ``decode_seconds``, ``language_model``) for logging.
 
 Parameters: ``source`` (``microphone``, a ``.wav`` file or a folder of them), ``language_model``
 (``grammar``: commands shaped like the synthetic world's, with the words of ``checkpoint``'s
 vocabulary and the command verbs the node's parser strips; ``words``: any sequence of those
 words; ``general``: pocketsphinx's US English model), ``checkpoint`` (empty = the shipped
 default, as the refseg node), ``confidence_threshold`` (0..1), ``audio_device`` (a sounddevice
-input name or index; empty = the default), ``wait_for_subscriber`` (seconds to wait for a
-subscriber of ``query_topic`` before a file's first utterance), ``wait_for_node`` (the node
-that must be among them, default ``refseg``; empty = any subscriber), ``exit_when_done`` (stop after
-the last file). The microphone needs the optional ``sounddevice`` package and PortAudio.
+input name or index; empty = the default), ``wait_for_subscriber`` (seconds to wait for the
+refseg node to subscribe to its query topic before a file's first utterance), ``exit_when_done``
+(stop after the last file). The microphone needs the optional ``sounddevice`` package and PortAudio.
 """
 
 from __future__ import annotations
@@ -58,13 +60,25 @@ PARAMETERS = {
     "language_model": "grammar",
     "checkpoint": "",
     "confidence_threshold": 0.5,
-    "query_topic": "/refseg/query",
-    "result_topic": "/refseg/speech",
+    "refseg_node": "refseg",
     "audio_device": "",
     "wait_for_subscriber": 10.0,
-    "wait_for_node": "refseg",
     "exit_when_done": True,
 }
+
+
+def served_node(name: str, namespace: str) -> str:
+    """Return the full name of refseg node ``name`` (relative to ``namespace`` unless absolute).
+
+    ``served_node("refseg", "/")`` is ``/refseg``, ``served_node("refseg", "/head")``
+    ``/head/refseg``, ``served_node("/wrist/refseg", "/head")`` ``/wrist/refseg``.
+    """
+    name = name.strip().rstrip("/")
+    if not name:
+        raise SpeechError("refseg_node must name the refseg node (for example refseg)")
+    if name.startswith("/"):
+        return name
+    return f"{namespace.rstrip('/')}/{name}"
 
 
 class SpeechCommandNode(Node):
@@ -85,7 +99,7 @@ class SpeechCommandNode(Node):
                               f"got {p['language_model']!r}")
         self.audio_device = str(p["audio_device"])
         self.wait_for_subscriber = float(p["wait_for_subscriber"])
-        self.wait_for_node = str(p["wait_for_node"])
+        self.refseg_node = served_node(str(p["refseg_node"]), self.get_namespace())
         self.exit_when_done = bool(p["exit_when_done"])
         vocabulary = (checkpoint_vocabulary(p["checkpoint"] or None)
                       if p["language_model"] != "general" else None)
@@ -100,8 +114,8 @@ class SpeechCommandNode(Node):
                 + (f"; in no word class (any modifier or head): {' '.join(grammar.unclassified)}"
                    if grammar.unclassified else ""))
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.query_pub = self.create_publisher(String, str(p["query_topic"]), qos)
-        self.result_pub = self.create_publisher(String, str(p["result_topic"]), qos)
+        self.query_pub = self.create_publisher(String, f"{self.refseg_node}/query", qos)
+        self.result_pub = self.create_publisher(String, f"{self.refseg_node}/speech", qos)
         self.done = threading.Event()
         self.failed = False
 
@@ -184,24 +198,23 @@ class SpeechCommandNode(Node):
                     self.publish_utterance(self.recognizer.decode(speech, start), MICROPHONE)
 
     def _wait_for_subscriber(self) -> None:
-        """Wait until the node ``wait_for_node`` subscribes to the query topic and is matched.
+        """Wait until the refseg node subscribes to its query topic and is matched.
 
         Discovery matches subscribers one by one: a logger or ``ros2 topic echo`` may match
-        before the refseg node does, and a file's command sent then would miss the node. With
-        ``wait_for_node`` empty, any one subscriber will do.
+        before the refseg node does, and a file's command sent then would miss the node.
         """
         end = time.monotonic() + self.wait_for_subscriber
         topic = self.query_pub.topic_name
+        namespace, _, name = self.refseg_node.rpartition("/")
+        namespace = namespace or "/"
         while time.monotonic() < end:
             listed = self.get_subscriptions_info_by_topic(topic)
             matched = self.query_pub.get_subscription_count()
-            if matched and (not self.wait_for_node or (
-                    any(i.node_name == self.wait_for_node for i in listed)
-                    and matched >= len(listed))):
+            if matched and matched >= len(listed) and any(
+                    i.node_name == name and i.node_namespace == namespace for i in listed):
                 return
             time.sleep(0.05)
-        who = f"node {self.wait_for_node!r}" if self.wait_for_node else "nobody"
-        self.get_logger().warning(f"{who} subscribes to {topic} after "
+        self.get_logger().warning(f"node {self.refseg_node} subscribes to {topic} after "
                                   f"{self.wait_for_subscriber:.0f} s; publishing anyway")
 
     def run(self) -> None:

@@ -21,7 +21,7 @@ LAUNCH = REPO / "launch" / "bringup.launch.py"
 PARAMS = REPO / "config" / "refseg.params.yaml"
 RVIZ = REPO / "config" / "refseg.rviz"
 REQUIRED_ARGUMENTS = {"checkpoint", "device", "image_topic", "depth_topic", "camera_info_topic",
-                      "use_synthetic_camera", "rviz"}
+                      "use_synthetic_camera", "rviz", "namespace", "node_name"}
 
 
 def calls(tree, name):
@@ -50,6 +50,15 @@ def literal_args(tree, name):
             if c.args and isinstance(c.args[0], ast.Constant)}
 
 
+def launch_arguments(tree):
+    """Return ``{name: default}`` of every launch argument (the ARGUMENTS table, params_file)."""
+    declared = {name: None for name in literal_args(tree, "DeclareLaunchArgument")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ARGUMENTS":
+            declared.update({name: default for name, default, _ in ast.literal_eval(node.value)})
+    return declared
+
+
 def launch_overrides(tree):
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OVERRIDES":
@@ -59,16 +68,14 @@ def launch_overrides(tree):
 
 def test_launch_file_starts_existing_executables_with_declared_arguments():
     tree = ast.parse(LAUNCH.read_text())
-    declared = literal_args(tree, "DeclareLaunchArgument")
+    defaults = launch_arguments(tree)
+    declared = set(defaults)
     assert REQUIRED_ARGUMENTS <= declared
     overrides = launch_overrides(tree)
     used = literal_args(tree, "LaunchConfiguration") | overrides
     assert used <= declared, f"undeclared launch arguments: {used - declared}"
     assert overrides <= {p.name for p in PARAMETERS}, overrides - {p.name for p in PARAMETERS}
     # An override is applied only when given: its default is empty, not a value of its own.
-    defaults = {ast.literal_eval(c.args[0]): ast.literal_eval(keyword(c, "default_value"))
-                for c in calls(tree, "DeclareLaunchArgument")
-                if isinstance(keyword(c, "default_value"), ast.Constant)}
     assert all(defaults[name] == "" for name in overrides), defaults
     scripts = console_scripts()
     nodes = calls(tree, "Node")
@@ -80,8 +87,12 @@ def test_launch_file_starts_existing_executables_with_declared_arguments():
         if isinstance(package, ast.Name) or ast.literal_eval(package) == "refseg":
             assert executable in scripts, f"{executable} is not a console script of setup.py"
         assert keyword(node, "additional_env") is not None, f"{executable}: no Fast DDS profile"
+    # Every node started goes into the namespace:= argument; the node's name is node_name:=,
+    # "refseg" unless given.
+    assert all(getattr(keyword(n, "namespace"), "id", None) == "namespace" for n in nodes)
     refseg = next(n for n in nodes if ast.literal_eval(keyword(n, "executable")) == "refseg_node")
-    assert ast.literal_eval(keyword(refseg, "name")) == "refseg"
+    assert getattr(keyword(refseg, "name"), "id", None) == "node_name"
+    assert defaults["node_name"] == "refseg" and defaults["namespace"] == ""
     for module, _, function in (v.partition(":") for v in scripts.values()):
         assert (REPO / (module.replace(".", "/") + ".py")).is_file(), module
     source = LAUNCH.read_text()
@@ -92,7 +103,7 @@ def test_launch_file_starts_existing_executables_with_declared_arguments():
 def test_params_file_sets_declared_parameters_with_valid_values():
     from refseg_node.parameters import check_value
 
-    values = yaml.safe_load(PARAMS.read_text())["refseg"]["ros__parameters"]
+    values = yaml.safe_load(PARAMS.read_text())["/**"]["ros__parameters"]
     specs = {p.name: p for p in PARAMETERS}
     assert set(values) <= set(specs), set(values) - set(specs)
     for name, value in values.items():
@@ -175,6 +186,32 @@ def load_launch_module():
     return module
 
 
+def test_node_placement_and_rviz_follow_namespace_and_node_name():
+    module = ast.parse(LAUNCH.read_text())
+    names = {"node_placement", "rviz_remappings", "RVIZ_NODE_TOPICS", "RVIZ_CAMERA_TOPICS"}
+    kept = [n for n in module.body
+            if getattr(n, "name", None) in names
+            or (isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") in names)]
+    scope = {}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), str(LAUNCH), "exec"), scope)
+    place, remap = scope["node_placement"], scope["rviz_remappings"]
+    assert place("", "refseg") == ("", "/refseg")
+    assert place("/head/", "refseg") == ("/head", "/head/refseg")
+    assert place("robot/wrist", "seg") == ("/robot/wrist", "/robot/wrist/seg")
+    assert place("", "") == ("", "/refseg")
+    assert remap("", "/refseg") == []                        # the rviz config's own topics
+    assert set(remap("/head", "/head/refseg")) == {
+        ("/refseg/overlay", "/head/refseg/overlay"), ("/refseg/mask", "/head/refseg/mask"),
+        ("/refseg/marker", "/head/refseg/marker"), ("/camera/image_raw", "/head/camera/image_raw")}
+    assert ("/refseg/overlay", "/seg/overlay") in remap("", "/seg")
+    # What rviz shows is what the remappings name.
+    config = yaml.safe_load(RVIZ.read_text())
+    shown = {d.get("Topic", {}).get("Value")
+             for d in config["Visualization Manager"]["Displays"]} - {None}
+    assert shown == {f"/refseg/{t}" for t in scope["RVIZ_NODE_TOPICS"]} | set(
+        scope["RVIZ_CAMERA_TOPICS"])
+
+
 def test_launch_description_builds_where_launch_ros_exists():
     refseg_share_or_skip()
     from launch import LaunchContext
@@ -187,7 +224,8 @@ def test_launch_description_builds_where_launch_ros_exists():
     for name, value in {"params_file": str(PARAMS), "use_synthetic_camera": "false",
                         "rviz": "false", "checkpoint": "", "device": "cpu", "image_topic": "",
                         "depth_topic": "", "camera_info_topic": "", "speech": "false",
-                        "speech_source": "microphone"}.items():
+                        "speech_source": "microphone", "namespace": "head",
+                        "node_name": "refseg"}.items():
         context.launch_configurations[name] = value
     share = module.get_package_share_directory("refseg")
     nodes = module.launch_setup(context, share)

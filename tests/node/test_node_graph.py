@@ -251,7 +251,7 @@ def test_parameters_match_the_params_file_and_the_specs(graph, node, checkpoints
                           ListParameters.Request()).result.names
     names = [p.name for p in PARAMETERS]
     assert set(names) <= set(declared)
-    file_values = yaml.safe_load(PARAMS_FILE.read_text())["refseg"]["ros__parameters"]
+    file_values = yaml.safe_load(PARAMS_FILE.read_text())["/**"]["ros__parameters"]
     assert set(file_values) <= set(names), "the params file sets undeclared parameters"
     got = graph.get_parameters(names)
     overridden = {"checkpoint": str(checkpoints["random"]), "threshold": threshold,

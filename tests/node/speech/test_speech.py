@@ -216,3 +216,15 @@ def test_microphone_without_audio_library_or_device_says_so(ros_env):
     output = result.stdout + result.stderr
     assert "PortAudio" in output or "audio input device" in output or "sounddevice" in output
     assert "source:=FILE.wav" in output
+
+
+def test_the_speech_node_serves_the_refseg_node_of_its_namespace():
+    from refseg_node.speech.command_node import served_node
+
+    assert served_node("refseg", "/") == "/refseg"             # the default: /refseg/query
+    assert served_node("refseg", "/head") == "/head/refseg"
+    assert served_node("seg/", "/robot/head") == "/robot/head/seg"
+    assert served_node("/wrist/refseg", "/head") == "/wrist/refseg"
+    with pytest.raises(SpeechError):
+        served_node(" ", "/")
+

@@ -3,7 +3,8 @@
 Three processes beside this test's peer node: the synthetic camera (the demo scene), the refseg
 node with the shipped checkpoint, and ``speech_command`` reading one fixture WAV. The command it
 heard must come back as the ``command`` of a ``Segmentation`` from the node. The first case is
-the issue's "done when": "pick up the red cup on the left" (the demo scene's red cup).
+the issue's "done when": "pick up the red cup on the left" (the demo scene's red cup). The second
+runs the three in namespace ``/head``: the speech node sends to the refseg node it serves, there.
 """
 
 import json
@@ -16,27 +17,31 @@ from tests.ros_graph import DEADLINE, START_DEADLINE, wait_active
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 pytest.importorskip("pocketsphinx")
 
-CASES = [("klatt_1.wav", "pick up the red cup on the left", "the red cup on the left"),
+CASES = [("klatt_1.wav", "pick up the red cup on the left", "the red cup on the left", ""),
          ("female_2.wav", "grab the blue bottle next to the box",
-          "the blue bottle next to the box")]
+          "the blue bottle next to the box", "/head")]
 
 
-@pytest.mark.parametrize(("fixture", "command", "expression"), CASES,
+@pytest.mark.parametrize(("fixture", "command", "expression", "namespace"), CASES,
                          ids=[case[0] for case in CASES])
 def test_spoken_command_reaches_the_node_and_a_segmentation_comes_back(
-        start_node, graph, fixture, command, expression):
+        start_node, graph, fixture, command, expression, namespace):
     from std_msgs.msg import String
 
     from refseg_msgs.msg import Segmentation
 
-    segmentations = graph.collect(Segmentation, "/refseg/segmentation")
-    queries = graph.collect(String, "/refseg/query")
-    heard = graph.collect(String, "/refseg/speech")
+    node_name = f"{namespace}/refseg"
+    segmentations = graph.collect(Segmentation, f"{node_name}/segmentation")
+    queries = graph.collect(String, f"{node_name}/query")
+    heard = graph.collect(String, f"{node_name}/speech")
+    placed = ["-r", f"__ns:={namespace}"] if namespace else []
+    tag = namespace.replace("/", "_")                        # in the processes' log names
     start_node({"scene": "demo", "qos": "reliable", "rate": 5.0},
-               module="refseg_node.sim.synthetic_camera", name="camera")
+               module="refseg_node.sim.synthetic_camera", name=f"camera{tag}",
+               extra_args=placed)
     node = start_node({"device": "cpu", "image_qos": "reliable", "log_period": 0.0},
-                      name="refseg")
-    wait_active(graph, node)
+                      name=f"refseg{tag}", extra_args=placed)
+    wait_active(graph, node, node_name=node_name.lstrip("/"))
     # The default confidence threshold (0.5): the command must be heard well enough to be sent.
     # Up to 3 utterances: on this host, 1 run in 3 or 4 the speech process's query publisher
     # never matches the node's subscription (Fast DDS discovery; the test's own reader does
@@ -45,14 +50,14 @@ def test_spoken_command_reaches_the_node_and_a_segmentation_comes_back(
     for attempt in range(3):
         speech = start_node({"source": f"tests/fixtures/speech/{fixture}",
                              "wait_for_subscriber": 15.0}, module="refseg_node.speech.command_node",
-                            name=f"speech_command_{attempt}")
+                            name=f"speech_command_{attempt}{tag}", extra_args=placed)
         try:
             record = json.loads(heard.wait_for(timeout=START_DEADLINE if attempt == 0 else 40.0,
-                                               what="/refseg/speech").data)
+                                               what=f"{node_name}/speech").data)
             heard.clear()
             assert record["sent"] and record["source"].endswith(fixture)
             assert record["text"] == command
-            query = queries.wait_for(what="the spoken query on /refseg/query")
+            query = queries.wait_for(what=f"the spoken query on {node_name}/query")
             assert query.data == record["text"]
             result = segmentations.wait_for(lambda m: m.command == record["text"], timeout=20.0,
                                             what="a Segmentation for the spoken command")
