@@ -123,7 +123,8 @@ def read_payload(path: str | Path, map_location: str | torch.device = "cpu") -> 
             f"checkpoint {path} holds pickled Python objects that a safe load refuses (it was "
             "not written by refseg_model.checkpoint, or is not trusted); refusing to load it. "
             f"Detail: {str(err).splitlines()[0]}") from err
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, AttributeError,
+            KeyError, IndexError, TypeError) as err:  # a damaged pickle raises any of these
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read "
                               f"({type(err).__name__}: {str(err).splitlines()[0]})") from err
     return payload
