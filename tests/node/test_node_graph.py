@@ -328,6 +328,21 @@ def test_empty_query_clears_and_pronoun_keeps_the_object(io, node, picture):
     assert seg.command == "now pick them up" and seg.expression == "the two men on the right"
 
 
+def test_not_found_is_an_answer_with_a_reason_and_no_target_point(io, node, graph, segmenter,
+                                                                   picture, threshold):
+    peak = float(segmenter.predict(picture, "the jar").probs.max())
+    assert set_parameter(graph, "threshold", min(1.0, round(peak + 0.01, 4))).successful
+    try:
+        seg = set_query(io, node, "pick up the jar", "the jar", picture)
+        assert not seg.found and seg.area == 0 and not mask_of(seg.mask).any()
+        assert not seg.has_3d
+        assert seg.no_3d_reason.startswith("not found: nothing in the picture matches 'the jar'")
+        assert io.target_point.find(lambda m: stamp_of(m) == stamp_of(seg)) == []
+        assert io.centroid.find(lambda m: stamp_of(m) == stamp_of(seg)) == []
+    finally:
+        assert set_parameter(graph, "threshold", threshold).successful
+
+
 def test_non_english_and_unknown_words(io, node, segmenter, picture, threshold):
     seg = set_query(io, node, "ramasse la tasse rouge", rgb=picture)
     assert not seg.found and seg.area == 0 and seg.num_regions == 0
