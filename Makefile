@@ -1,19 +1,33 @@
 # refseg: one-command set-up.  `make demo` runs the main job, `make test` runs every test.
-# Every set-up step is idempotent: a stamp file under .stamps/ records it, and is redone when its
-# inputs change.  Set-up prints one line per step and stops loudly at the step that broke.
+# Every set-up step is idempotent: a stamp file under $(VENV)/.refseg-stamps/ records it, and is
+# redone when its inputs change.  Set-up prints one line per step and stops loudly at the step
+# that broke.
+#
+# ROS 2 distribution of the PyPI wheels: ROS_DISTRO=jazzy (the default: the LTS, supported to
+# 2029) or ROS_DISTRO=kilted, pinned in requirements/ros-$(ROS_DISTRO).txt.  The two sets share
+# package names, so each distro gets its own venv (.venv for Jazzy, .venv-kilted for Kilted): a
+# switch never leaves one distro's packages in the other's venv.  A venv given by hand (VENV=...)
+# records its distro and is rebuilt from scratch when asked for the other one.
 
 PYTHON ?= python3
-VENV := .venv
+ROS_DISTRO ?= jazzy
+ROS_DISTROS := jazzy kilted
+ifeq ($(filter $(ROS_DISTRO),$(ROS_DISTROS)),)
+$(error ROS_DISTRO=$(ROS_DISTRO): refseg's set-up knows the wheels of $(ROS_DISTROS) only, e.g. `make setup ROS_DISTRO=jazzy`)
+endif
+VENV ?= $(if $(filter jazzy,$(ROS_DISTRO)),.venv,.venv-$(ROS_DISTRO))
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-STAMPS := .stamps
-MSGS_BUILD := build/refseg_msgs
+STAMPS := $(VENV)/.refseg-stamps
+ROS_REQUIREMENTS := requirements/ros-$(ROS_DISTRO).txt
+MSGS_BUILD := build/$(ROS_DISTRO)/refseg_msgs
 ABS_VENV := $(abspath $(VENV))
 JOBS ?= 2
 PYTEST_ARGS ?=
 
 # Run-time environment of everything below: the venv is the ROS 2 prefix (ament index, rosidl).
 export AMENT_PREFIX_PATH := $(ABS_VENV)
+export ROS_DISTRO
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 # Fast DDS: the executables apply config/fastdds.xml themselves (refseg_node/dds_profile.py).
 export PYTHONDONTWRITEBYTECODE := 1
@@ -21,31 +35,38 @@ export PYTHONDONTWRITEBYTECODE := 1
 step = @printf '\n\033[1m[refseg setup] %s\033[0m\n' $(1)
 fail = (printf '\n\033[31m[refseg setup] FAILED: %s\033[0m\n' $(1) >&2; exit 1)
 
-.PHONY: all setup test lint unit demo bench colcon clean distclean help ament-register
+.PHONY: all setup test lint unit demo bench colcon clean distclean help ament-register FORCE
+
+# The distro the venv was made for (recorded in its first stamp); another one rebuilds it.
+VENV_DISTRO := $(strip $(shell cat $(STAMPS)/venv 2>/dev/null))
+REBUILD_VENV := $(if $(VENV_DISTRO),$(if $(filter $(ROS_DISTRO),$(VENV_DISTRO)),,FORCE))
 
 all: setup
 
 help:
 	@echo "make demo   - set up (if needed) and run the demo on the synthetic tabletop world"
 	@echo "make test   - set up (if needed), lint, and run every test"
+	@echo "              ROS_DISTRO=jazzy (default, .venv) or ROS_DISTRO=kilted (.venv-kilted)"
 	@echo "make bench  - latency / throughput benchmarks -> bench/results.json, bench/results.md"
 	@echo "make colcon - colcon build of ros2_ws (refseg + refseg_msgs) against the venv"
-	@echo "make clean  - remove build outputs (keeps .venv); make distclean also removes .venv"
+	@echo "make clean  - remove build outputs (keeps the venv); make distclean also removes the venv"
 
 setup: $(STAMPS)/install
 
-$(STAMPS)/venv:
-	$(call step,"1/5 virtual environment $(VENV) ($(shell $(PYTHON) --version 2>&1))")
+# `--clear`: a venv left by an earlier set-up (another distro, or one with no record) starts empty.
+$(STAMPS)/venv: $(REBUILD_VENV)
+	$(call step,"1/5 virtual environment $(VENV) for ROS 2 $(ROS_DISTRO) ($(shell $(PYTHON) --version 2>&1))")
+	@[ -z "$(REBUILD_VENV)" ] || echo "$(VENV) holds ROS 2 $(VENV_DISTRO) wheels: emptied and rebuilt for $(ROS_DISTRO)"
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 13) else "refseg needs Python 3.10-3.13, found %d.%d" % v)' || $(call fail,"python version")
 	@[ "$$(uname -m)" = x86_64 ] || $(call fail,"the ROS 2 wheels on PyPI exist for x86_64 only")
-	@$(PYTHON) -m venv $(VENV) || $(call fail,"python -m venv (install python3-venv)")
+	@$(PYTHON) -m venv --clear $(VENV) || $(call fail,"python -m venv (install python3-venv)")
 	@$(PIP) install -q --upgrade "pip>=24" || $(call fail,"pip upgrade")
-	@mkdir -p $(STAMPS) && touch $@
+	@mkdir -p $(STAMPS) && echo $(ROS_DISTRO) > $@
 
-$(STAMPS)/deps: $(STAMPS)/venv requirements/ros.txt requirements/torch.txt requirements/base.txt requirements/dev.txt
-	$(call step,"2/5 Python packages: ROS 2 Kilted wheels + torch + OpenCV + test tools (several GB the first time)")
+$(STAMPS)/deps: $(STAMPS)/venv $(ROS_REQUIREMENTS) requirements/torch.txt requirements/base.txt requirements/dev.txt
+	$(call step,"2/5 Python packages: ROS 2 $(ROS_DISTRO) wheels + torch + OpenCV + test tools (several GB the first time)")
 	@$(PIP) install --progress-bar on -r requirements/torch.txt || $(call fail,"pip install torch")
-	@$(PIP) install --progress-bar on -r requirements/ros.txt -r requirements/base.txt -r requirements/dev.txt || $(call fail,"pip install ROS 2 wheels / deps")
+	@$(PIP) install --progress-bar on -r $(ROS_REQUIREMENTS) -r requirements/base.txt -r requirements/dev.txt || $(call fail,"pip install ROS 2 wheels / deps")
 	@$(PY) -c 'import rclpy, torch, torchvision, cv2' || $(call fail,"import check of rclpy / torch / cv2")
 	@touch $@
 
@@ -112,4 +133,4 @@ clean:
 	rm -rf build ros2_ws/build ros2_ws/install ros2_ws/log demo_out $(STAMPS)/install $(STAMPS)/msgs
 
 distclean: clean
-	rm -rf $(VENV) $(STAMPS)
+	rm -rf $(VENV) .stamps
