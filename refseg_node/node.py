@@ -52,6 +52,7 @@ from refseg_node.perception.pipeline import NotActiveError
 from refseg_node.ros_io import messages
 from refseg_node.ros_io.dds_profile import apply_default_profile
 from refseg_node.ros_io.image_conversion import ConversionError
+from refseg_node.ros_io.ros_compat import refuse_invalid_transitions, ros_session
 from refseg_node.workers import Workers
 
 NODE_NAME = "refseg"
@@ -72,6 +73,8 @@ class RefSegNode(LifecycleNode):
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, spec.descriptor())
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # Jazzy ends the process on an invalid transition (activate while active): refuse it.
+        refuse_invalid_transitions(self, self.get_logger().warning)
         self._settings: Settings | None = None
         self._workers = Workers(lambda: self._settings, self._warn, self._publish,
                                 self.get_logger().debug)
@@ -304,7 +307,7 @@ def main(args=None) -> int:
     # cores, 2026-12-01: the segmentation's Python around the model 1.3 -> 0.7 ms per frame).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
-        with rclpy.init(args=args):
+        with ros_session(args):
             try:
                 node = RefSegNode()
             except (InvalidParameterValueException, InvalidParameterTypeException) as err:

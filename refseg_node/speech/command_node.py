@@ -38,6 +38,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from refseg_node.ros_io.ros_compat import ros_session
 from refseg_node.speech.recognizer import (
     LANGUAGE_MODELS,
     SAMPLE_RATE,
@@ -251,7 +252,7 @@ def main(args=None) -> int:
     """Run ``speech_command`` until its files are decoded or Ctrl-C; 1 when it cannot run."""
     status = 0
     try:
-        with rclpy.init(args=args):
+        with ros_session(args):
             try:
                 node = SpeechCommandNode()
             except SpeechError as err:

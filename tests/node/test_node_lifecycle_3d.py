@@ -119,6 +119,25 @@ def test_unconfigured_then_configure_and_activate(graph, node, io):
     assert not response.success and "no image" in response.message
 
 
+def test_invalid_transitions_are_refused_and_the_node_keeps_working(graph, node, io):
+    # Jazzy's rclpy lets rcl's error for an invalid transition escape spin() and end the
+    # process; Kilted answers success=False. The node answers success=False on both.
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    assert get_state(graph) == "active"
+    mark = len(node.log())
+    assert not change_state(graph, Transition.TRANSITION_ACTIVATE)
+    assert not change_state(graph, Transition.TRANSITION_CONFIGURE)
+    by_label = ChangeState.Request(transition=Transition(label="activate"))
+    assert not graph.call(ChangeState, "/refseg/change_state", by_label, timeout=120.0).success
+    node.wait_log("lifecycle transition 'activate' refused: not available in state 'active'",
+                  after=mark)
+    node.check_alive()
+    assert get_state(graph) == "active"
+    assert frame(io, query="the green ball").found
+
+
 def test_target_point_from_16uc1_millimetres(io):
     from refseg_node.ros_io.image_conversion import array_to_image
 
