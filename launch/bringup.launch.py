@@ -18,8 +18,11 @@ image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_inf
 depth_topic:=/camera/aligned_depth_to_color/image_raw``.
 
 Every process started here gets the shipped Fast DDS profile (``config/fastdds.xml``: camera-size
-frames over shared memory) unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set. With
-``rviz:=true`` and no rviz2 installed, a warning says so and the rest runs.
+frames over shared memory) through the variable this distribution's Fast DDS reads:
+``FASTRTPS_DEFAULT_PROFILES_FILE`` on Jazzy (Fast DDS 2.x), ``FASTDDS_DEFAULT_PROFILES_FILE`` on
+Kilted and later (3.x), unless the user set a profile. A camera driver started from another
+launch file needs the same variable to deliver best-effort camera-size frames on one host.
+With ``rviz:=true`` and no rviz2 installed, a warning says so and the rest runs.
 """
 
 import os
@@ -31,8 +34,9 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from refseg_node.ros_io.dds_profile import apply_default_profile
+
 PACKAGE = "refseg"
-PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 # Launch arguments that override the params file when set (empty = not set).
 OVERRIDES = ("checkpoint", "device", "image_topic", "depth_topic", "camera_info_topic")
 # (name, default, description) of the launch arguments besides params_file.
@@ -56,12 +60,11 @@ RVIZ_NODE_TOPICS = ("overlay", "mask", "marker")
 RVIZ_CAMERA_TOPICS = ("/camera/image_raw",)
 
 
-def dds_env(share):
+def dds_env():
     """Return the environment additions of every process: the shipped Fast DDS profile."""
-    profile = os.path.join(share, "config", "fastdds.xml")
-    if os.environ.get(PROFILE_ENV) or not os.path.isfile(profile):
-        return {}
-    return {PROFILE_ENV: profile}
+    env = dict(os.environ)
+    apply_default_profile(env)
+    return {name: value for name, value in env.items() if os.environ.get(name) != value}
 
 
 def rviz_available():
@@ -96,7 +99,7 @@ def launch_setup(context, share):
     namespace, full_name = node_placement(LaunchConfiguration("namespace").perform(context),
                                           LaunchConfiguration("node_name").perform(context))
     node_name = full_name.rpartition("/")[2]
-    env = dds_env(share)
+    env = dds_env()
     actions = [Node(
         package=PACKAGE,
         executable="refseg_node",

@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from refseg_node.ros_io.cdr_image import parse_image
-from refseg_node.ros_io.dds_profile import PROFILE_ENV, profile_path
+from refseg_node.ros_io.dds_profile import profile_path, profile_variable
 
 RELIABLE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT_QOS = qos_profile_sensor_data
@@ -160,8 +160,8 @@ class CameraInputs:
         return (f"{i.publisher_count()} publisher(s) on {i.topic} matched {waited:.0f} s ago but "
                 f"no frame arrived (subscribed {i.reliability.replace('_', ' ')}). On one host, "
                 "Fast DDS loses best-effort frames larger than its 512 KB shared-memory segment: "
-                f"start the camera with {PROFILE_ENV}={profile} (the refseg launch file does so "
-                "for what it starts), or make the camera publish reliable (image_qos auto "
+                f"start the camera with {profile_variable()}={profile} (the refseg launch file "
+                "does so for what it starts), or make the camera publish reliable (image_qos auto "
                 "follows it), or lower its resolution")
 
     def close(self) -> None:

@@ -37,7 +37,7 @@ from refseg_model.checkpoint import make_payload, save_checkpoint
 from refseg_model.config import load_config
 from refseg_model.network import build_model
 from refseg_model.text import Vocabulary
-from refseg_node.ros_io.dds_profile import apply_default_profile
+from refseg_node.ros_io.dds_profile import PROFILE_VARIABLES, apply_default_profile
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE = 60.0          # seconds for anything to arrive (a loaded 2-core machine is slow)
@@ -47,7 +47,7 @@ TINY_VOCABULARY = (
     "sky", "far left person", "the green ball", "bottom right", "the two men on the right",
 )
 SHARED_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR",
-               "FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE",
+               "FASTDDS_BUILTIN_TRANSPORTS", *PROFILE_VARIABLES,
                "AMENT_PREFIX_PATH")
 
 
