@@ -52,6 +52,7 @@ from refseg_model.synth import generate_scene, make_demo_scene
 from refseg_model.synth.motion import pan_offsets, render_view
 from refseg_node.ros_io.dds_profile import apply_default_profile
 from refseg_node.ros_io.image_conversion import depth16_msg, mono8_msg, rgb8_msg
+from refseg_node.ros_io.ros_compat import ros_session
 
 FRAME_ID = "camera_color_optical_frame"
 IMAGE_TOPIC = "camera/image_raw"
@@ -317,7 +318,7 @@ def main(args=None) -> int:
     """
     apply_default_profile()
     try:
-        with rclpy.init(args=args):
+        with ros_session(args):
             try:
                 node = SyntheticCamera()
             except SourceError as err:
@@ -326,7 +327,11 @@ def main(args=None) -> int:
             try:
                 rclpy.spin(node)
             finally:
-                node.get_logger().info(f"published {node.frames_published} frames")
+                done = f"published {node.frames_published} frames"
+                if rclpy.ok():
+                    node.get_logger().info(done)
+                else:  # Ctrl-C has shut the context down: /rosout is gone, the console is not
+                    print(f"[synthetic_camera] {done}", file=sys.stderr)
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
