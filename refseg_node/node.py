@@ -64,6 +64,16 @@ TICK_PERIOD = 1.0  # seconds between two looks at the camera inputs and the drop
 GIL_SWITCH_INTERVAL_S = 5e-5  # see main()
 
 
+def threshold_in_use(parameter: float, checkpoint: float) -> str:
+    """Return the threshold the node applies, for the log: the parameter's, else the checkpoint's.
+
+    ``parameter`` below 0 (-1, the default) means the checkpoint's calibrated threshold.
+    """
+    if parameter < 0:
+        return f"threshold {checkpoint:g} (the checkpoint's)"
+    return f"threshold {parameter:g} (the threshold parameter; the checkpoint's {checkpoint:g})"
+
+
 class RefSegNode(LifecycleNode):
     """Language-conditioned segmentation (Hu, Rohrbach, Darrell, ECCV 2016) as a managed node."""
 
@@ -161,8 +171,9 @@ class RefSegNode(LifecycleNode):
                                     self.get_logger().warning)
         self._timer = self.create_timer(TICK_PERIOD, self._on_tick)
         self.get_logger().info(f"active: {segmenter!r}; numeric path "
-                               f"{segmenter.numeric_path.reason}; {serving}; threshold "
-                               f"{segmenter.threshold:g}; inputs {self._camera.describe()}")
+                               f"{segmenter.numeric_path.reason}; {serving}; "
+                               f"{threshold_in_use(s.threshold, segmenter.threshold)}; inputs "
+                               f"{self._camera.describe()}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:

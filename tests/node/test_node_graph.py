@@ -242,6 +242,12 @@ def test_service_reports_bad_requests(graph):
     assert not empty.success and "names no object" in empty.message
 
 
+def test_the_active_line_names_the_threshold_in_use(node, threshold):
+    # The threshold parameter overrides the checkpoint's (0.5 for this one): the log says so.
+    line = next(text for text in node.log().splitlines() if "active:" in text)
+    assert f"threshold {threshold:g} (the threshold parameter; the checkpoint's 0.5)" in line
+
+
 def test_parameters_match_the_params_file_and_the_specs(graph, node, checkpoints, threshold):
     from rcl_interfaces.srv import DescribeParameters, ListParameters
 
