@@ -53,6 +53,10 @@ from refseg_node.speech.recognizer import (
 )
 
 MICROPHONE = "microphone"
+# How to give recordings instead of the microphone, in each way of starting the executable.
+RECORDINGS_HINT = ("speech_source:=FILE.wav (or a folder) with ros2 launch refseg "
+                   "bringup.launch.py speech:=true; --ros-args -p source:=FILE.wav with ros2 run "
+                   "or speech_command")
 # Audio kept around a detected utterance of a file (the endpointer cuts close to the words).
 CONTEXT_SECONDS = 0.25
 
@@ -180,7 +184,7 @@ class SpeechCommandNode(Node):
         except Exception as err:  # noqa: BLE001 - sounddevice raises several kinds
             raise SpeechError(f"no usable audio input device ({err}); list them with "
                               "`python -m sounddevice`, pick one with -p audio_device:=NAME, or "
-                              "decode recordings with -p source:=FILE.wav") from None
+                              f"decode recordings: {RECORDINGS_HINT}") from None
         detector = UtteranceDetector()
         blocks: queue.Queue = queue.Queue()
 
@@ -240,11 +244,10 @@ def open_microphone_library():
     except ImportError:
         raise SpeechError("the microphone needs the sounddevice package (pip install "
                           "sounddevice) and PortAudio (apt-get install libportaudio2); or "
-                          "decode recordings with -p source:=FILE.wav or a folder") from None
+                          f"decode recordings: {RECORDINGS_HINT}") from None
     except OSError as err:  # sounddevice is there but PortAudio is not
         raise SpeechError(f"the microphone needs PortAudio ({err}): apt-get install "
-                          "libportaudio2; or decode recordings with -p source:=FILE.wav or a "
-                          "folder") from None
+                          f"libportaudio2; or decode recordings: {RECORDINGS_HINT}") from None
     return sounddevice
 
 

@@ -215,7 +215,8 @@ def test_microphone_without_audio_library_or_device_says_so(ros_env):
     assert result.returncode == 1, result.stdout + result.stderr
     output = result.stdout + result.stderr
     assert "PortAudio" in output or "audio input device" in output or "sounddevice" in output
-    assert "source:=FILE.wav" in output
+    assert "-p source:=FILE.wav" in output                     # ros2 run, speech_command
+    assert "speech_source:=FILE.wav" in output                 # the launch file's argument
 
 
 def test_the_speech_node_serves_the_refseg_node_of_its_namespace():
