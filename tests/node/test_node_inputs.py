@@ -164,3 +164,36 @@ def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph
     sums = [r.area * r.score for r in seg.regions]
     assert all(a >= b - 1e-3 for a, b in zip(sums, sums[1:])), sums  # ranked, primary first
     node.stop()  # a clean exit is checked by test_node_lifecycle_3d
+
+
+def test_a_compressed_camera_is_tracked_between_model_answers(start_node, graph, checkpoints):
+    # The model answers once a second (min_inference_time); the frames in between are answered
+    # by the tracker, which decodes the compressed frames as the model does.
+    from sensor_msgs.msg import CompressedImage
+    from std_msgs.msg import String
+
+    from refseg_node.ros_io.image_conversion import compressed_msg
+
+    segs = segmentation_collector(graph)
+    node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu",
+                       "image_transport": "compressed", "image_qos": "reliable",
+                       "min_inference_time": 1.0, "log_period": 0.0},
+                      name="compressed_tracking", extra_args=["-r", "image:=/tracked/image_raw"])
+    wait_active(graph, node)
+    node.wait_log("/tracked/image_raw/compressed (CompressedImage")
+    image = graph.publisher(CompressedImage, "/tracked/image_raw/compressed")
+    query = graph.publisher(String, "/refseg/query")
+    publish_acked(query, String(data="the green ball"))
+    picture = make_picture(120, 160, seed=3)
+    for sec in range(200, 500):          # 10 Hz, as a camera (no wait for acknowledgements)
+        msg = compressed_msg(np.roll(picture, sec % 5, axis=1), "jpeg")
+        msg.header.stamp.sec = sec
+        image.publish(msg)
+        if len(segs.find(lambda m: m.tracked)) >= 5 and segs.find(lambda m: not m.tracked):
+            break
+        time.sleep(0.1)
+    tracked = segs.find(lambda m: m.tracked)
+    assert tracked, node.log()[-3000:]
+    assert all(m.found and m.tracked_age >= 1 for m in tracked)
+    assert "frame not tracked" not in node.log()
+    node.stop()
