@@ -116,10 +116,11 @@ class CameraInputs:
         self._warned = False
         self.image = _Input(node, image_type, image_topic, self._counting(on_image),
                             s.image_qos, log)
+        self.depth = _Input(node, Image, input_topic(node, "depth", s.depth_topic), on_depth,
+                            s.image_qos, log)
         self.inputs = [
             self.image,
-            _Input(node, Image, input_topic(node, "depth", s.depth_topic), on_depth,
-                   s.image_qos, log),
+            self.depth,
             _Input(node, CameraInfo, input_topic(node, "camera_info", s.camera_info_topic),
                    on_camera_info, s.image_qos, log),
         ]

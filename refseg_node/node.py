@@ -219,6 +219,9 @@ class RefSegNode(LifecycleNode):
         """Follow the camera publishers; report frames dropped in the last period."""
         if self._camera is not None:
             self._camera.tick()
+            # An answer waits for its depth frame while a depth publisher is matched, even
+            # before the first depth frame (a camera's first colour frame may come first).
+            self._workers.sensors.set_depth_publishers(self._camera.depth.publisher_count())
         now = time.monotonic()
         if now - self._last_report >= max(self._settings.log_period, TICK_PERIOD):
             counts = self._workers.take_counts()

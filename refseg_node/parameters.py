@@ -154,6 +154,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   check=_not_empty),
     ParameterSpec("depth_sync_tolerance", 0.05, "most seconds between a colour frame's stamp "
                   "and the depth frame paired with it", live=True, minimum=0.0),
+    ParameterSpec("depth_wait", 0.2, "most seconds after a colour frame arrives that its answer "
+                  "waits for the depth frame of its stamp (depth and colour reach the node in no "
+                  "fixed order); 0 = pair with what has arrived", live=True, minimum=0.0),
     ParameterSpec("max_query_length", DEFAULT_MAX_LENGTH, "longest expression in characters; "
                   "longer ones are cut at a word boundary", live=True, minimum=1),
     ParameterSpec("max_image_pixels", DEFAULT_MAX_PIXELS, "images with more pixels are refused",
@@ -226,6 +229,7 @@ class Settings:
     depth_topic: str
     camera_info_topic: str
     depth_sync_tolerance: float
+    depth_wait: float
     max_query_length: int
     max_image_pixels: int
     publish_overlay: bool

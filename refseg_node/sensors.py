@@ -4,11 +4,17 @@ The camera callbacks store them (:class:`SensorCache`); the worker and the track
 depth of one colour frame (:meth:`SensorCache.depth_for`): the depth frame closest in time
 within ``depth_sync_tolerance``, in metres, with the intrinsics of the latest CameraInfo, or why
 there is none (``refseg_node.perception.pipeline.PairedDepth``).
+
+Colour and depth of one camera frame reach the node in no fixed order, and an answer can be
+ready before its depth frame is: :meth:`SensorCache.waiting_until` gives the view of the cache
+for one answer, whose ``depth_for`` waits (up to a deadline, ``depth_wait`` after the colour
+frame arrived) for the depth frame of the frame's stamp while it can still come.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -46,6 +52,10 @@ class StampedBuffer(Generic[T]):
         """Forget every item."""
         self._items.clear()
 
+    def stamps(self) -> list[int]:
+        """Return the stamps (ns) of the items kept, oldest first."""
+        return [t for t, _ in self._items]
+
     def closest(self, stamp_ns: int, tolerance_ns: int) -> T | None:
         """Return the item closest in time to ``stamp_ns``, if within ``tolerance_ns``."""
         best, best_dt = None, None
@@ -62,13 +72,21 @@ class SensorCache:
     def __init__(self, depth_frames: int = 30) -> None:
         """Keep up to ``depth_frames`` depth frames."""
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)   # a depth frame was added
         self._depth = StampedBuffer(depth_frames)
         self._camera_info = None
+        self._depth_publishers = 0     # matched on the depth topic (the node's 1 Hz look)
+
+    def set_depth_publishers(self, count: int) -> None:
+        """Say how many depth publishers are matched: with none, no answer waits for depth."""
+        with self._lock:
+            self._depth_publishers = count
 
     def add_depth(self, msg) -> None:
-        """Keep a depth image (paired with colour frames by stamp)."""
-        with self._lock:
+        """Keep a depth image (paired with colour frames by stamp); wake who waits for it."""
+        with self._arrived:
             self._depth.add(stamp_ns(msg.header), msg)
+            self._arrived.notify_all()
 
     def set_camera_info(self, msg) -> None:
         """Keep the latest CameraInfo."""
@@ -81,22 +99,58 @@ class SensorCache:
             self._depth.clear()
             self._camera_info = None
 
-    def pair(self, header, tolerance_s: float):
-        """Return (any depth received, the depth frame within ``tolerance_s``, CameraInfo)."""
-        with self._lock:
-            return (len(self._depth) > 0,
-                    self._depth.closest(stamp_ns(header), int(tolerance_s * 1e9)),
-                    self._camera_info)
+    def pair(self, header, tolerance_s: float, until: float | None = None):
+        """Return (any depth received, the depth frame within ``tolerance_s``, CameraInfo).
 
-    def depth_for(self, header, settings) -> PairedDepth:
-        """Return the depth (metres) and intrinsics of the colour frame of ``header``."""
+        ``until``: a ``time.monotonic()`` deadline up to which to wait for that depth frame
+        while it can still come: depth frames arrive (or a depth publisher is matched), and
+        none later than the colour frame's stamp (beyond ``tolerance_s``) has arrived yet (else
+        its own was lost).
+        """
+        stamp, tolerance = stamp_ns(header), int(tolerance_s * 1e9)
+        with self._arrived:
+            while True:
+                depth = self._depth.closest(stamp, tolerance)
+                stamps = self._depth.stamps()
+                if depth is not None or until is None \
+                        or (not stamps and not self._depth_publishers) \
+                        or (stamps and max(stamps) > stamp + tolerance):
+                    break
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._arrived.wait(left)
+            return bool(stamps), depth, self._camera_info
+
+    def why_unpaired(self, header, tolerance_s: float, waited: float) -> str:
+        """Return why no depth frame was paired with ``header``'s frame (after :meth:`pair`)."""
+        stamp = stamp_ns(header)
+        with self._lock:
+            offsets = [(t - stamp) * 1e-9 for t in self._depth.stamps()]
+        why = f"no depth frame within {tolerance_s:g} s of the colour frame's stamp"
+        later = [dt for dt in offsets if dt > 0]
+        if later:
+            return (f"{why}: depth frames up to {1e3 * max(later):.0f} ms after it arrived, but "
+                    f"not its own (lost on the way, or the camera stamps depth apart from colour)")
+        if offsets:
+            return (f"{why}: after waiting {waited:.2f} s (depth_wait) the newest depth frame is "
+                    f"{-1e3 * max(offsets):.0f} ms older than the colour frame")
+        return why
+
+    def depth_for(self, header, settings, until: float | None = None) -> PairedDepth:
+        """Return the depth (metres) and intrinsics of the colour frame of ``header``.
+
+        ``until``: wait up to this ``time.monotonic()`` deadline for it (:meth:`pair`).
+        """
         s = settings
-        have_depth, depth, info = self.pair(header, s.depth_sync_tolerance)
+        start = time.monotonic()
+        have_depth, depth, info = self.pair(header, s.depth_sync_tolerance, until)
         if not have_depth:
             return PairedDepth(reason=f"no depth image received on {s.depth_topic}")
         if depth is None:
-            return PairedDepth(reason=f"no depth frame within {s.depth_sync_tolerance} s of the "
-                                      "colour frame's stamp", warning="no_depth_pair")
+            return PairedDepth(reason=self.why_unpaired(header, s.depth_sync_tolerance,
+                                                        time.monotonic() - start),
+                               warning="no_depth_pair")
         if info is None:
             return PairedDepth(reason=f"no CameraInfo received on {s.camera_info_topic}",
                                warning="no_camera_info")
@@ -106,3 +160,19 @@ class SensorCache:
         except (ConversionError, ValueError) as err:
             return PairedDepth(reason=str(err), warning="bad_depth")
         return PairedDepth(depth_m, k)
+
+    def waiting_until(self, until: float | None) -> FrameSensors:
+        """Return this cache as one answer sees it: ``depth_for`` waits up to ``until``."""
+        return FrameSensors(self, until)
+
+
+class FrameSensors:
+    """The sensor cache for one colour frame's answer: its depth is waited for up to a deadline."""
+
+    def __init__(self, cache: SensorCache, until: float | None) -> None:
+        """Wait up to ``until`` (``time.monotonic()``; None: no wait) in :meth:`depth_for`."""
+        self._cache, self._until = cache, until
+
+    def depth_for(self, header, settings) -> PairedDepth:
+        """Return :meth:`SensorCache.depth_for` of ``header``, waiting up to the deadline."""
+        return self._cache.depth_for(header, settings, self._until)

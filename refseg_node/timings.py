@@ -24,15 +24,14 @@ def tracked_frame_timings(age: int, received: float, times: tuple[float, ...],
     """Return the debug line of one tracked frame's timings (wall-clock seconds in).
 
     ``times``: when the tracker started on the frame, had converted it, had tracked it, had its
-    depth, had its result and had published it; ``cpu``: the tracker thread's CPU seconds for
-    it (what the frame costs whatever the machine's load).
+    result (the wait for its depth frame included) and had published it; ``cpu``: the tracker
+    thread's CPU seconds for it (what the frame costs whatever the machine's load).
     """
-    start, converted, tracked, depth, computed, published = times
+    start, converted, tracked, computed, published = times
     return (f"tracked frame timings ms (age {age}): waited {1e3 * (start - received):.1f}, "
             f"convert {1e3 * (converted - start):.1f}, track {1e3 * (tracked - converted):.1f}, "
-            f"depth wait {1e3 * (depth - tracked):.1f}, rest of the frame "
-            f"{1e3 * (computed - depth):.1f}, publish {1e3 * (published - computed):.1f}; "
-            f"thread cpu {1e3 * cpu:.1f}")
+            f"depth wait and rest of the frame {1e3 * (computed - tracked):.1f}, publish "
+            f"{1e3 * (published - computed):.1f}; thread cpu {1e3 * cpu:.1f}")
 
 
 def header_seconds(header) -> float:

@@ -172,14 +172,30 @@ class Workers:
         """
         return self.model.call(self._segment_here, image, self.prepare(command, expression))
 
-    def _segment_here(self, image, query: PreparedQuery):
-        """Decode ``image`` and segment ``query`` in it (on the model thread)."""
+    def _segment_here(self, image, query: PreparedQuery, received: float | None = None):
+        """Decode ``image`` and segment ``query`` in it (on the model thread).
+
+        ``received``: when a camera frame arrived (``time.time()``): its answer waits for its
+        depth frame until ``depth_wait`` after that (None, the service's image: no wait).
+        """
         s = self._settings()
         rgb = decode_frame(image, s.max_image_pixels)
         if self._segmenter is None:
             raise NotActiveError("the model is not loaded: the node is not active")
-        return segment_frame(self._segmenter, image.header, rgb, query, s, self.sensors,
-                             self._warn), rgb
+        return segment_frame(self._segmenter, image.header, rgb, query, s,
+                             self._sensors_for(received, s), self._warn), rgb
+
+    def _sensors_for(self, received: float | None, settings):
+        """Return the sensor cache as the answer to a frame received at ``received`` sees it.
+
+        Its depth is waited for until ``depth_wait`` s after the colour frame arrived: the
+        tracker answers within milliseconds, the model later, and either may be ready before
+        the depth frame is (colour and depth reach the node in no fixed order).
+        """
+        if received is None:
+            return self.sensors
+        return self.sensors.waiting_until(
+            time.monotonic() + received + settings.depth_wait - time.time())
 
     # -- the worker ----------------------------------------------------------------------------
     def _run_worker(self) -> None:
@@ -207,7 +223,8 @@ class Workers:
     def _process(self, job: Job) -> None:
         start = time.time()
         try:
-            result, rgb = self.model.call(self._segment_here, job.frame, job.query.prepared)
+            result, rgb = self.model.call(self._segment_here, job.frame, job.query.prepared,
+                                          job.received)
         except ConversionError as err:
             self._warn("bad_image", f"image on {self._settings().image_topic} skipped: {err}")
             return
@@ -293,27 +310,11 @@ class Workers:
             with self._track_lock:
                 self._stream.reset()            # the answer was for an older query
             return False
-        self._await_depth(job.frame.header)
-        depth = time.time()
-        result = carried_frame(job.frame.header, rgb, carried, query.prepared, s, self.sensors,
-                               self._warn)
+        result = carried_frame(job.frame.header, rgb, carried, query.prepared, s,
+                               self._sensors_for(job.received, s), self._warn)
         computed = time.time()
         self._publish(result, rgb)
         self._debug(tracked_frame_timings(
-            carried.age, job.received, (start, converted, tracked, depth, computed, time.time()),
+            carried.age, job.received, (start, converted, tracked, computed, time.time()),
             time.thread_time() - cpu))
         return True
-
-    def _await_depth(self, header, timeout: float = 0.1) -> None:
-        """Give the depth frame of ``header``'s stamp up to ``timeout`` s to arrive.
-
-        A camera publishes depth and colour together, but the two topics reach the node in no
-        fixed order; the tracker answers within milliseconds of the colour frame, so it waits a
-        little for its depth (the model's answer comes much later and finds it there).
-        """
-        end = time.monotonic() + timeout
-        while not self._stop.is_set():
-            have_depth, depth, _ = self.sensors.pair(header, self._settings().depth_sync_tolerance)
-            if not have_depth or depth is not None or time.monotonic() >= end:
-                return
-            self._stop.wait(0.005)

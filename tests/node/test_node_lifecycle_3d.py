@@ -138,6 +138,40 @@ def test_invalid_transitions_are_refused_and_the_node_keeps_working(graph, node,
     assert frame(io, query="the green ball").found
 
 
+def test_every_found_answer_has_its_point_when_depth_comes_late(io):
+    # A camera stream whose depth frame reaches the node 30-80 ms after its colour frame (the
+    # order on the wire is not fixed): the answer waits for it (depth_wait) and has its point.
+    import random
+    import time
+
+    from std_msgs.msg import String
+
+    from refseg_node.ros_io.image_conversion import depth16_msg, rgb8_msg
+
+    publish_acked(io.query, String(data="the green ball"))
+    rng = random.Random(0)
+    depth_m = np.full((H, W), 1.25, np.float32)
+    first = _stamp[0] + 1
+    for _ in range(40):                          # 10 Hz, as a camera
+        _stamp[0] += 1
+        sec = _stamp[0]
+        io.info.publish(stamped(camera_info(), sec))
+        io.image.publish(stamped(rgb8_msg(make_picture(H, W, seed=sec % 7)), sec))
+        delay = rng.uniform(0.03, 0.08)
+        time.sleep(delay)
+        io.depth.publish(stamped(depth16_msg(depth_m), sec))
+        time.sleep(0.1 - delay)
+    last = _stamp[0]
+    io.segmentation.wait_for(lambda m: m.header.stamp.sec >= last - 5, 60.0)
+    time.sleep(1.0)                              # answers of the last frames
+    answers = io.segmentation.find(lambda m: first <= m.header.stamp.sec <= last)
+    found = [m for m in answers if m.found]
+    assert len(found) >= 10, f"{len(found)} answers"
+    missing = [(m.header.stamp.sec, m.tracked, m.no_3d_reason) for m in found if not m.has_3d]
+    assert not missing, missing
+    assert all(m.target_point.point.z == pytest.approx(1.25, abs=0.01) for m in found)
+
+
 def test_target_point_from_16uc1_millimetres(io):
     from refseg_node.ros_io.image_conversion import array_to_image
 
