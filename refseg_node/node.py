@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -44,6 +45,7 @@ from refseg_model import Segmenter
 from refseg_model.fastpath import configure_serving, describe_threads
 from refseg_msgs.srv import Segment
 from refseg_node.camera_input import CameraInputs
+from refseg_node.health import HealthMonitor
 from refseg_node.language.queries import resolve_query
 from refseg_node.log_limits import Throttle, TokenBucket
 from refseg_node.outputs import Outputs
@@ -51,6 +53,7 @@ from refseg_node.parameters import PARAMETERS, Settings, SettingsError, update_s
 from refseg_node.perception.pipeline import NotActiveError
 from refseg_node.ros_io import messages
 from refseg_node.ros_io.dds_profile import apply_default_profile
+from refseg_node.ros_io.diagnostics import DIAGNOSTICS_TOPIC, diagnostic_array
 from refseg_node.ros_io.image_conversion import ConversionError
 from refseg_node.ros_io.ros_compat import refuse_invalid_transitions, ros_session
 from refseg_node.workers import Workers
@@ -61,7 +64,14 @@ NODE_NAME = "refseg"
 QUERY_TOPIC = "~/query"
 SEGMENT_SERVICE = "~/segment"
 TICK_PERIOD = 1.0  # seconds between two looks at the camera inputs and the drop counts
+DIAGNOSTICS_PERIOD = 1.0  # seconds between two /diagnostics reports (diagnostic_updater's)
 GIL_SWITCH_INTERVAL_S = 5e-5  # see main()
+
+
+def numeric_path_name(path) -> str:
+    """Return a ``NumericPath`` in short: ``bf16+channels_last``, ``fp32+compiled``..."""
+    return "+".join([path.precision] + [name for name, on in (
+        ("channels_last", path.channels_last), ("compiled", path.compiled)) if on])
 
 
 def threshold_in_use(parameter: float, checkpoint: float) -> str:
@@ -98,6 +108,11 @@ class RefSegNode(LifecycleNode):
         self._service = None
         self._last_report = time.monotonic()
         self._at_activate = (0, 0, 0)
+        # /diagnostics in every lifecycle state (an inactive node says so), as diagnostic_updater.
+        self._health = HealthMonitor()
+        self._model_info = ("", "")             # numeric path, device of the loaded model
+        self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD, self._on_diagnostics)
 
     # -- parameters and logging -----------------------------------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -165,6 +180,8 @@ class RefSegNode(LifecycleNode):
         self._active = True
         self._workers.start(segmenter)
         self._at_activate = self._workers.totals()
+        self._health.activated(time.monotonic())
+        self._model_info = (numeric_path_name(segmenter.numeric_path), str(segmenter.device))
         sensors = self._workers.sensors
         self._camera = CameraInputs(self, s, self._on_image, sensors.add_depth,
                                     sensors.set_camera_info, self.get_logger().info,
@@ -246,6 +263,8 @@ class RefSegNode(LifecycleNode):
     def close(self) -> None:
         """Stop the worker and release the model (before ``destroy_node``)."""
         self._active = False
+        self._health.deactivated()
+        self._model_info = ("", "")
         self._workers.stop()
 
     # -- callbacks: store only -----------------------------------------------------------------
@@ -275,6 +294,7 @@ class RefSegNode(LifecycleNode):
 
     def _on_image(self, msg: Image) -> None:
         if self._active:
+            self._health.frame(time.monotonic())
             self._workers.add_frame(msg)
 
     def _publish(self, result, rgb) -> None:
@@ -282,6 +302,25 @@ class RefSegNode(LifecycleNode):
         outputs = self._outputs
         if outputs is not None:
             outputs.publish(result, rgb, self._settings)
+            self._health.answer(time.monotonic(), result.tracked, result.target.found,
+                                result.point is not None, self._workers.sensors.depth_stream(),
+                                None if result.tracked else result.inference_time)
+
+    def _on_diagnostics(self) -> None:
+        """Publish the node's health on /diagnostics (once a second, in every state)."""
+        s = self._settings
+        dropped = self._workers.totals()[2] - self._at_activate[2] if self._active else 0
+        numeric_path, device = self._model_info
+        report = self._health.report(
+            time.monotonic(), active=self._active, model_loaded=self._workers.model_loaded(),
+            frame_timeout=s.frame_timeout if s is not None else 0.0, dropped=dropped,
+            numeric_path=numeric_path, device=device)
+        msg = diagnostic_array(report, self.get_name(), device or "refseg",
+                               self.get_clock().now().to_msg())
+        try:
+            self._diagnostics.publish(msg)
+        except Exception as err:  # noqa: BLE001 - RCLError at full load or shutdown: next second
+            self._warn("diagnostics", f"/diagnostics not published: {err}")
 
     # -- service -------------------------------------------------------------------------------
     def _on_segment(self, request: Segment.Request, response: Segment.Response):

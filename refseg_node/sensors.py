@@ -82,6 +82,11 @@ class SensorCache:
         with self._lock:
             self._depth_publishers = count
 
+    def depth_stream(self) -> bool:
+        """Return whether depth is there to pair with: a depth publisher or a depth frame."""
+        with self._lock:
+            return self._depth_publishers > 0 or len(self._depth) > 0
+
     def add_depth(self, msg) -> None:
         """Keep a depth image (paired with colour frames by stamp); wake who waits for it."""
         with self._arrived:

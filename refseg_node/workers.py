@@ -104,6 +104,11 @@ class Workers:
         self._segmenter = segmenter
         self._unknown_words = segmenter.unknown_words if segmenter is not None else None
 
+    def model_loaded(self) -> bool:
+        """Return whether a model is loaded and the worker's loop runs."""
+        loop = self._loop
+        return self._segmenter is not None and loop is not None and not loop.done()
+
     def totals(self) -> tuple[int, int, int]:
         """Return the frames received, segmented and dropped since the last reset."""
         with self.cv:
