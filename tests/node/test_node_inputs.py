@@ -113,10 +113,25 @@ def pick_threshold_with_regions(probs, regions=3):
     pytest.fail("no threshold gives several regions on the test picture")
 
 
-def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph, checkpoints,
-                                                                 random_model):
+def start_compressed_node(start_node, graph, params, name, topic, command):
+    """Start a node reading CompressedImage on ``topic``/compressed (remapped), with a query.
+
+    Return the node and the test's publisher of compressed frames.
+    """
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import String
+
+    node = start_node({"device": "cpu", "image_transport": "compressed", **params}, name=name,
+                      extra_args=["-r", f"image:={topic}"])
+    wait_active(graph, node)
+    node.wait_log(f"{topic}/compressed (CompressedImage")
+    image = graph.publisher(CompressedImage, f"{topic}/compressed")
+    publish_acked(graph.publisher(String, "/refseg/query"), String(data=command))
+    return node, image
+
+
+def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph, checkpoints,
+                                                                 random_model):
 
     from refseg_node.perception.targets import primary_target
     from refseg_node.ros_io.image_conversion import compressed_msg, image_to_array
@@ -125,15 +140,10 @@ def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph
     probs = random_model.predict(picture, "the jar on the table").probs
     threshold = pick_threshold_with_regions(probs)
     segs = segmentation_collector(graph)
-    node = start_node({"checkpoint": checkpoints["random"], "device": "cpu",
-                       "threshold": threshold, "image_transport": "compressed", "precision": "fp32",
-                       "max_regions": 3},
-                      name="compressed_node", extra_args=["-r", "image:=/remapped/image_raw"])
-    wait_active(graph, node)
-    node.wait_log("/remapped/image_raw/compressed (CompressedImage")
-    image = graph.publisher(CompressedImage, "/remapped/image_raw/compressed")
-    query = graph.publisher(String, "/refseg/query")
-    publish_acked(query, String(data="pick up the jar on the table"))
+    node, image = start_compressed_node(
+        start_node, graph, {"checkpoint": checkpoints["random"], "threshold": threshold,
+                            "precision": "fp32", "max_regions": 3},
+        "compressed_node", "/remapped/image_raw", "pick up the jar on the table")
     seg = None
     for sec in range(100, 110):  # the query may reach the node after the first frames
         msg = compressed_msg(picture, "png")
@@ -169,21 +179,14 @@ def test_compressed_input_on_a_remapped_topic_and_every_region(start_node, graph
 def test_a_compressed_camera_is_tracked_between_model_answers(start_node, graph, checkpoints):
     # The model answers once a second (min_inference_time); the frames in between are answered
     # by the tracker, which decodes the compressed frames as the model does.
-    from sensor_msgs.msg import CompressedImage
-    from std_msgs.msg import String
 
     from refseg_node.ros_io.image_conversion import compressed_msg
 
     segs = segmentation_collector(graph)
-    node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu",
-                       "image_transport": "compressed", "image_qos": "reliable",
-                       "min_inference_time": 1.0, "log_period": 0.0},
-                      name="compressed_tracking", extra_args=["-r", "image:=/tracked/image_raw"])
-    wait_active(graph, node)
-    node.wait_log("/tracked/image_raw/compressed (CompressedImage")
-    image = graph.publisher(CompressedImage, "/tracked/image_raw/compressed")
-    query = graph.publisher(String, "/refseg/query")
-    publish_acked(query, String(data="the green ball"))
+    node, image = start_compressed_node(
+        start_node, graph, {"checkpoint": checkpoints["everything"], "image_qos": "reliable",
+                            "min_inference_time": 1.0, "log_period": 0.0},
+        "compressed_tracking", "/tracked/image_raw", "the green ball")
     picture = make_picture(120, 160, seed=3)
     for sec in range(200, 500):          # 10 Hz, as a camera (no wait for acknowledgements)
         msg = compressed_msg(np.roll(picture, sec % 5, axis=1), "jpeg")

@@ -68,15 +68,20 @@ def depth(sec, nanosec=0):
     return depth16_msg(np.full((4, 5), 1.0, np.float32), header(sec, nanosec))
 
 
-def test_a_late_depth_frame_is_waited_for():
-    sensors = SensorCache()
-    sensors.add_depth(depth(9))                 # the stream runs: the frame before
-    late = depth(10)
+def pair_arriving_late(sensors, late):
+    """Pair frame 10 while ``late`` (its depth) is added 50 ms later from another thread."""
     timer = threading.Timer(0.05, sensors.add_depth, args=(late,))
     timer.start()
     have, paired, _ = sensors.pair(header(10), TOLERANCE, time.monotonic() + 30.0)
     timer.join()
-    assert have and paired is late
+    return have, paired
+
+
+def test_a_late_depth_frame_is_waited_for():
+    sensors = SensorCache()
+    sensors.add_depth(depth(9))                 # the stream runs: the frame before
+    late = depth(10)
+    assert pair_arriving_late(sensors, late) == (True, late)
 
 
 def test_without_a_deadline_only_what_arrived_is_paired():
@@ -136,8 +141,4 @@ def test_the_first_depth_frame_is_waited_for_when_a_depth_publisher_is_matched()
     sensors = SensorCache()
     sensors.set_depth_publishers(1)             # the camera publishes depth: none arrived yet
     first = depth(10)
-    timer = threading.Timer(0.05, sensors.add_depth, args=(first,))
-    timer.start()
-    have, paired, _ = sensors.pair(header(10), TOLERANCE, time.monotonic() + 30.0)
-    timer.join()
-    assert have and paired is first
+    assert pair_arriving_late(sensors, first) == (True, first)
