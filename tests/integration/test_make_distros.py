@@ -4,6 +4,7 @@ Read with ``make -n`` (what make would run, nothing run): the stamps of a venv m
 distro are written by hand into a scratch venv folder.
 """
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,8 +17,13 @@ STAMPS = ("venv", "deps", "msgs", "install")
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
+# What an outer make (`make test ROS_DISTRO=kilted`) hands down; a user's shell has none of it.
+INHERITED = ("ROS_DISTRO", "VENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
 def dry_run(*args):
-    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=REPO,
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60)
     return out.returncode, out.stdout + out.stderr
 

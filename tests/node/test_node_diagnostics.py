@@ -9,11 +9,15 @@ import time
 import numpy as np
 import pytest
 
-from tests.ros_graph import make_picture, publish_acked, rgbd_io, wait_active
+from tests.ros_graph import make_picture, publish_acked, wait_active
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 W, H = 160, 120
+# Camera topics of this module only: the test's publishers outlive it (one peer per session),
+# and a reliable publisher left on the default topics would change what later nodes subscribe.
+TOPICS = {"image": "/diag_camera/image_raw", "depth": "/diag_camera/depth",
+          "camera_info": "/diag_camera/camera_info"}
 
 
 def status_of(msg):
@@ -31,7 +35,9 @@ def diag(start_node, graph, checkpoints):
     collector = graph.collect(DiagnosticArray, "/diagnostics")
     node = start_node({"checkpoint": checkpoints["everything"], "device": "cpu",
                        "image_qos": "reliable", "frame_timeout": 2.0, "log_period": 0.0},
-                      name="diag_node")
+                      name="diag_node",
+                      extra_args=[a for name, topic in TOPICS.items()
+                                  for a in ("-r", f"{name}:={topic}")])
     wait_active(graph, node)
     return node, collector
 
@@ -52,14 +58,18 @@ def test_warn_when_no_frame_arrives_within_frame_timeout(diag):
 
 def test_figures_while_segmenting_a_camera_stream(diag, graph):
     from diagnostic_msgs.msg import DiagnosticStatus
-    from sensor_msgs.msg import CameraInfo
+    from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import String
 
     from refseg_node.ros_io.image_conversion import depth16_msg, rgb8_msg
 
     node, collector = diag
-    io = rgbd_io(graph)
-    publish_acked(io.query, String(data="the green ball"))
+    create = graph.node.create_publisher
+    image = create(Image, TOPICS["image"], 10)
+    depth_pub = create(Image, TOPICS["depth"], 10)
+    info_pub = create(CameraInfo, TOPICS["camera_info"], 10)
+    query = create(String, "/refseg/query", 10)
+    publish_acked(query, String(data="the green ball"))
     info = CameraInfo(width=W, height=H, k=[200.0, 0.0, 80.0, 0.0, 200.0, 60.0, 0.0, 0.0, 1.0])
     depth = depth16_msg(np.full((H, W), 1.0, np.float32))
     start = time.monotonic()
@@ -67,7 +77,7 @@ def test_figures_while_segmenting_a_camera_stream(diag, graph):
     for sec in range(1, 600):                    # 10 Hz, as a camera
         for msg in (depth, info, rgb8_msg(make_picture(H, W, seed=sec % 5))):
             msg.header.stamp.sec = sec
-            (io.depth if msg is depth else io.info if msg is info else io.image).publish(msg)
+            (depth_pub if msg is depth else info_pub if msg is info else image).publish(msg)
         time.sleep(0.1)
         seen = collector.find(lambda m: (s := status_of(m)) is not None
                               and s.message == "segmenting"
@@ -75,6 +85,8 @@ def test_figures_while_segmenting_a_camera_stream(diag, graph):
         if seen and time.monotonic() - start > 3.0:
             status = status_of(seen[-1])
             break
+    for publisher in (image, depth_pub, info_pub, query):
+        graph.node.destroy_publisher(publisher)
     assert status is not None, node.log()[-3000:]
     v = values(status)
     assert status.level == DiagnosticStatus.OK and status.hardware_id == "cpu"
