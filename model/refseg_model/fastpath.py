@@ -1,13 +1,16 @@
-"""The fast numeric path of inference: reduced precision, channels-last memory, torch.compile.
+"""The numeric path: reduced precision, channels-last memory, torch.compile.
 
-``precision="auto"`` (the default of ``Segmenter``, ``refseg-eval``, ``refseg-predict`` and the
-node) picks the fastest precision that keeps the answers on the device at hand:
+``precision="auto"`` (the default of ``Segmenter``, ``refseg-eval``, ``refseg-predict``, the
+node and ``refseg-train``) picks the fastest precision that keeps the answers on the device at
+hand. :func:`auto_precision` is the one statement of that policy, for inference and training:
 
-- CUDA: float16 (tensor cores; more mantissa than bfloat16, so masks closer to float32);
+- CUDA: float16 for inference (tensor cores; more mantissa than bfloat16, so masks closer to
+  float32), bfloat16 for training (fp16 where the GPU has none);
 - a CPU with AMX: bfloat16 (several times the float32 matmul rate);
-- a CPU with AVX-512 BF16 but no AMX: bfloat16 only if a 30 ms matmul probe measures it faster
-  than float32 (on a Xeon whose hypervisor hides AMX, oneDNN's AVX-512 BF16 kernels run at
-  about half the float32 rate, so float32 is kept there);
+- a CPU with AVX-512 BF16 but no AMX: for inference bfloat16 only if a 30 ms matmul probe
+  measures it faster than float32 (on a Xeon whose hypervisor hides AMX, oneDNN's AVX-512 BF16
+  kernels run at about half the float32 rate, so float32 is kept there); for training float32
+  (the bf16 convolution backward is slower);
 - anything else: float32.
 
 Reduced precision converts the weights of the convolutions (and linear layers) once, when the
@@ -41,6 +44,7 @@ import ctypes.util
 import functools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -154,17 +158,38 @@ def _probe(a32, b32, a16, b16, reps: int, best: dict) -> None:
                 best[key] = min(best[key], time.perf_counter() - tick)
 
 
-def choose_precision(device: str | torch.device = "cpu") -> tuple[str, str]:
-    """Return ``(precision, reason)``: what ``precision="auto"`` means on ``device``."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device) if torch.cuda.is_available() else "CUDA"
-        return "fp16", f"fp16 on {name} (tensor cores)"
-    kind = cpu_bf16_kind()
-    if kind == "amx":
+def auto_precision(device_type: str, *, training: bool = False, cpu_bf16: str | None = None,
+                   bf16_speedup: Callable[[], float] = lambda: 0.0, cuda_bf16: bool = True,
+                   device_name: str = "CUDA") -> tuple[str, str]:
+    """Return ``(precision, reason)``: the policy of ``precision="auto"``, for given hardware.
+
+    The one home of the policy, for inference and training alike; :func:`choose_precision`
+    feeds it the facts of this machine. ``cpu_bf16`` is :func:`cpu_bf16_kind`'s answer;
+    ``bf16_speedup`` measures the bf16 / fp32 matmul rate (called only where it decides).
+
+    - CUDA: inference fp16 (tensor cores; more mantissa than bf16, so masks closer to float32);
+      training bf16 (range enough for gradients without a loss scaler), fp16 where the GPU
+      has no bf16 (``cuda_bf16``).
+    - A CPU with AMX: bf16.
+    - A CPU with AVX-512 BF16 but no AMX: inference bf16 only if the matmul probe measures
+      it :data:`BF16_MIN_SPEEDUP` x faster than fp32; training fp32 (oneDNN's bf16 convolution
+      *backward* measured 2.7x slower than fp32 on an Intel Xeon, 2 cores, 2026-12-01: the
+      default's training step 0.79 s fp32 against 2.1 s bf16).
+    - Any other CPU: fp32 (bf16 would be emulated).
+    """
+    if device_type == "cuda":
+        if not training:
+            return "fp16", f"fp16 on {device_name} (tensor cores)"
+        if cuda_bf16:
+            return "bf16", f"bf16 on {device_name} (training: bf16's range needs no loss scaling)"
+        return "fp16", f"fp16 on {device_name} (training: the GPU has no bf16)"
+    if cpu_bf16 == "amx":
         return "bf16", "bf16: the CPU has AMX (amx_bf16) and oneDNN supports it"
-    if kind == "avx512_bf16":
-        speedup = bf16_matmul_speedup()
+    if cpu_bf16 == "avx512_bf16":
+        if training:
+            return "fp32", ("fp32: the CPU has AVX-512 BF16 but no AMX, where oneDNN's bf16 "
+                            "convolution backward is slower than fp32")
+        speedup = bf16_speedup()
         if speedup >= BF16_MIN_SPEEDUP:
             return "bf16", (f"bf16: the CPU has AVX-512 BF16 (no AMX) and a matmul probe ran "
                             f"bf16 {speedup:.2f}x the fp32 rate")
@@ -173,13 +198,28 @@ def choose_precision(device: str | torch.device = "cpu") -> tuple[str, str]:
     return "fp32", "fp32: the CPU has neither AMX nor AVX-512 BF16 (bf16 would be emulated)"
 
 
+def choose_precision(device: str | torch.device = "cpu", *,
+                     training: bool = False) -> tuple[str, str]:
+    """Return ``(precision, reason)``: what ``precision="auto"`` means on ``device`` here."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        available = torch.cuda.is_available()
+        return auto_precision(
+            "cuda", training=training,
+            cuda_bf16=available and torch.cuda.is_bf16_supported(),
+            device_name=torch.cuda.get_device_name(device) if available else "CUDA")
+    return auto_precision(device.type, training=training, cpu_bf16=cpu_bf16_kind(),
+                          bf16_speedup=bf16_matmul_speedup)
+
+
 def resolve_path(precision: str = "auto", channels_last: bool | None = None,
-                 device: str | torch.device = "cpu") -> NumericPath:
+                 device: str | torch.device = "cpu", *, training: bool = False) -> NumericPath:
     """Check ``precision`` for ``device`` and return the ``NumericPath`` (``compiled`` False).
 
-    ``precision="auto"`` is resolved by :func:`choose_precision`; ``channels_last=None`` means
-    on. Raises ``ValueError`` for an unknown precision, or ``fp16`` on a CPU (half-precision
-    autocast on a CPU is slower than float32 and loses range; use ``bf16`` there).
+    ``precision="auto"`` is resolved by :func:`choose_precision` (``training``: the policy of
+    a training step, forward and backward); ``channels_last=None`` means on. Raises
+    ``ValueError`` for an unknown precision, or ``fp16`` on a CPU (half-precision autocast on a
+    CPU is slower than float32 and loses range; use ``bf16`` there).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
@@ -187,7 +227,7 @@ def resolve_path(precision: str = "auto", channels_last: bool | None = None,
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs a CUDA device; on a CPU use bf16 (or fp32)")
     if precision == "auto":
-        precision, reason = choose_precision(device)
+        precision, reason = choose_precision(device, training=training)
     else:
         reason = f"{precision}: asked for"
     channels_last = True if channels_last is None else bool(channels_last)
