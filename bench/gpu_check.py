@@ -155,7 +155,7 @@ def networks(dry: bool, names=("default", "paper")):
     for name in names:
         net = load_network(name)
         if dry and name == "paper":
-            net.config.input_size = 128
+            net.config.input_width = net.config.input_height = 128
         yield name, net, mb.count_flops(net)["total"]
 
 

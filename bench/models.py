@@ -60,9 +60,8 @@ def load_network(name: str, seed: int = 0) -> Network:
     cfg = load_config(preset).model
     cfg.pretrained, cfg.backbone_weights = False, None  # nothing is downloaded here
     vocabulary = Vocabulary.from_list(WORDS)
-    cfg.vocab_size = len(vocabulary)
-    model = build_model(cfg).eval()
-    return Network(name, preset, model, vocabulary, cfg, "highres", "random init")
+    model = build_model(cfg, len(vocabulary)).eval()
+    return Network(name, preset, model, vocabulary, model.config, "highres", "random init")
 
 
 def segmenter_of(net: Network, device: torch.device, precision: str = "fp32",

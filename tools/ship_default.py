@@ -9,9 +9,15 @@ the pixels). The calibrated threshold of the source is dropped then: calibrate a
 """
 
 import argparse
+import dataclasses
 import sys
 
-from refseg_model.checkpoint import load_checkpoint, save_inference_checkpoint
+from refseg_model.checkpoint import (
+    load_checkpoint,
+    model_config_of,
+    preprocessing_dict,
+    save_inference_checkpoint,
+)
 
 
 def with_input(payload: dict, width: int, height: int) -> dict:
@@ -20,9 +26,8 @@ def with_input(payload: dict, width: int, height: int) -> dict:
     if width <= 0 or height <= 0 or width % stride or height % stride:
         raise ValueError(f"input {width}x{height}: both sides must be positive multiples of "
                          f"the network's stride {stride}")
-    out = dict(payload)
-    for key in ("model_config", "preprocessing"):
-        out[key] = dict(payload[key], input_size=width, input_height=height)
+    cfg = dataclasses.replace(model_config_of(payload), input_width=width, input_height=height)
+    out = dict(payload, model_config=cfg.to_dict(), preprocessing=preprocessing_dict(cfg))
     out.pop("threshold", None)        # chosen at the old size: calibrate again
     out.pop("threshold_sweep", None)
     return out

@@ -167,7 +167,7 @@ def train_per_word(source: SampleSource, cfg: ModelConfig, out: str | os.PathLik
     words = frequent_words(source.expressions(), num_words)
     if not words:
         raise DataError(f"no frequent word in the expressions of {source.name} {source.split}")
-    dataset = PerWordDataset(source, words, cfg.input_size)
+    dataset = PerWordDataset(source, words, cfg.input_width)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
                         drop_last=True, generator=generator)
@@ -204,7 +204,7 @@ def train_per_word(source: SampleSource, cfg: ModelConfig, out: str | os.PathLik
     payload = {
         "format": PERWORD_FORMAT, "version": PERWORD_VERSION,
         "model_config": cfg.to_dict(), "words": words,
-        "preprocessing": {"input_size": cfg.input_size, "letterbox": True,
+        "preprocessing": {"input_size": cfg.input_width, "letterbox": True,
                           "rgb_mean": list(RGB_MEAN)},
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "train": {"iters": len(losses), "lr": lr, "batch_size": loader.batch_size,
@@ -251,7 +251,7 @@ class PerWordSegmenter:
         self.model = model.to(self.device).eval()
         self.words = list(words)
         self.index = {w: k for k, w in enumerate(self.words)}
-        self.input_size = model.cfg.input_size
+        self.input_size = model.cfg.input_width
         self.threshold = threshold
         self._cache: tuple | None = None
 

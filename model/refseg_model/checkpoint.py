@@ -5,7 +5,7 @@ A checkpoint is a dict::
     {"format": "refseg-checkpoint", "version": 1,
      "model_config": {...},            # ModelConfig.to_dict()
      "vocabulary": [str, ...],         # Vocabulary.to_list()
-     "preprocessing": {...},           # input size, RGB mean, letterbox, max_len
+     "preprocessing": {...},           # input width and height, RGB mean, letterbox, max_len
      "state_dict": {name: tensor},
      "stage": "det" | "lowres" | "highres",
      "train_state": {...} | None}      # optimizer state, step, RNG states (training only)
@@ -39,19 +39,23 @@ class CheckpointError(RuntimeError):
 
 def preprocessing_dict(cfg: ModelConfig) -> dict[str, Any]:
     """Return the preprocessing a checkpoint's model expects (kept with the weights)."""
-    return {"input_size": cfg.input_size, "input_height": cfg.input_h, "letterbox": True,
+    return {"input_width": cfg.input_width, "input_height": cfg.input_height, "letterbox": True,
             "rgb_mean": list(RGB_MEAN),
             "max_len": cfg.max_len, "stride": cfg.stride}
 
 
 def make_payload(model: torch.nn.Module, cfg: ModelConfig, vocabulary: list[str], stage: str,
                  train_state: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Assemble a checkpoint dict for ``model`` (weights copied to the CPU)."""
+    """Assemble a checkpoint dict for ``model`` (weights copied to the CPU).
+
+    The stored ``model_config`` is ``cfg`` with ``vocab_size`` the vocabulary's length.
+    """
     if stage not in CHECKPOINT_STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {CHECKPOINT_STAGES}")
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    return {"format": FORMAT, "version": VERSION, "model_config": cfg.to_dict(),
+    model_config = {**cfg.to_dict(), "vocab_size": len(vocabulary)}
+    return {"format": FORMAT, "version": VERSION, "model_config": model_config,
             "vocabulary": list(vocabulary), "preprocessing": preprocessing_dict(cfg),
             "state_dict": state, "stage": stage, "train_state": train_state}
 
@@ -180,7 +184,7 @@ def model_from_checkpoint(payload: dict[str, Any], path: str | Path = "<checkpoi
         raise CheckpointError(f"{path}: model_config.vocab_size {cfg.vocab_size} differs from "
                               f"the stored vocabulary's {len(payload['vocabulary'])} words")
     try:
-        model = build_model(cfg)
+        model = build_model(cfg, len(payload["vocabulary"]))
     except ConfigError as err:
         raise CheckpointError(f"{path}: its model_config does not describe a buildable "
                               f"network: {err}") from err

@@ -54,7 +54,11 @@ class ModelConfig:
     Attributes:
         backbone: Convolutional network producing the spatial feature map; one of
             ``BACKBONES``.
-        input_size: Side of the square (letterboxed) input image, in pixels.
+        input_width: Width of the (letterboxed) network input, in pixels.
+        input_height: Height of the network input; 0 (the default) means ``input_width``, the
+            paper's square input, and is resolved to it. 320 x 240 takes a 4:3 camera frame
+            without padding. Configurations and checkpoints written before the rename say
+            ``input_size`` for the width (and ``input_height: 0`` for a square); they load.
         stride: Output stride of the backbone (input pixels per response-map cell).
         feat_dim: Dim, channels of the visual feature map (fc8 of VGG-16 in the paper).
         text_dim: Dtext, size of the LSTM hidden state (the expression vector).
@@ -68,14 +72,13 @@ class ModelConfig:
             the two-layer classifier condition on the words from the first iterations when the
             backbone is trained from random initialisation.
         max_len: Number of tokens per expression (left-padded).
-        vocab_size: Number of words in the vocabulary (set from the vocabulary at training).
+        vocab_size: Number of words in the vocabulary. Not set by hand: ``build_model(cfg,
+            vocab_size)`` gives the built network's config the vocabulary's length, and a
+            checkpoint stores it.
         freeze_backbone: Keep the convolutional layers fixed during training.
         pretrained: Initialise the backbone from torchvision's ImageNet weights.
         backbone_weights: Optional path of a torchvision state-dict file for the backbone.
         width: Base channel width of the ``convnet`` and ``tiny`` backbones.
-        input_height: Height of the network input; 0 means ``input_size`` (the paper's square
-            input). ``input_size`` is then the width: 320 x 240 takes a 4:3 camera frame
-            without padding.
         decoder: ``"none"``: the paper's upsampling of the coarse response map by the
             bilinear-initialised deconvolution. ``"skip"``: a light text-conditioned decoder
             that upsamples the classifier's hidden map and refines it with the backbone's
@@ -90,8 +93,8 @@ class ModelConfig:
             ``"resize_then_threshold"``: probabilities resized, then >= threshold;
             ``"threshold_then_resize"`` (the released test script): thresholded on the square
             input, the 0/1 map resized bilinearly, every pixel > 0 foreground.
-        keep_aspect: ``False``: every image is letterboxed into the ``input_h x input_size``
-            canvas (the paper). ``True``: the network input follows each image's aspect at about
+        keep_aspect: ``False``: every image is letterboxed into the ``input_height x
+            input_width`` canvas (the paper). ``True``: the network input follows each image's aspect at about
             the same pixel budget (:meth:`input_shape_for`; the network is fully convolutional),
             so a 16:9 camera frame is not letterboxed into a 4:3 canvas.
         context: ``"none"``: the paper's classifier, each location judged on its own.
@@ -106,7 +109,7 @@ class ModelConfig:
     """
 
     backbone: str = "mobilenet_v3_small"
-    input_size: int = 320
+    input_width: int = 320
     stride: int = 16
     feat_dim: int = 256
     text_dim: int = 256
@@ -147,42 +150,40 @@ class ModelConfig:
             raise ConfigError(f"decoder skip needs backbone convnet, got {self.backbone!r}")
         if not isinstance(self.input_height, int) or self.input_height < 0:
             raise ConfigError(f"ModelConfig.input_height must be >= 0, got {self.input_height!r}")
+        if self.input_height == 0:
+            self.input_height = self.input_width
         if self.fusion == "concat_product" and self.feat_dim != self.text_dim:
             raise ConfigError(f"fusion concat_product needs feat_dim == text_dim, got "
                               f"{self.feat_dim} and {self.text_dim}")
-        for name in ("input_size", "stride", "feat_dim", "text_dim", "embed_dim", "cls_dim",
+        for name in ("input_width", "stride", "feat_dim", "text_dim", "embed_dim", "cls_dim",
                      "max_len", "width"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if self.stride % 2:
             raise ConfigError(f"ModelConfig.stride must be even, got {self.stride}")
-        if self.input_size % self.stride or self.input_h % self.stride:
+        if self.input_width % self.stride or self.input_height % self.stride:
             raise ConfigError(
-                f"ModelConfig input {self.input_h}x{self.input_size} is not a multiple of "
-                f"stride {self.stride}")
-
-    @property
-    def input_h(self) -> int:
-        """Height of the network input (``input_height``, or ``input_size`` when 0)."""
-        return self.input_height or self.input_size
+                f"ModelConfig input {self.input_height}x{self.input_width} (height x width) is "
+                f"not a multiple of stride {self.stride}")
 
     @property
     def input_shape(self) -> tuple[int, int]:
         """The network input as (height, width)."""
-        return self.input_h, self.input_size
+        return self.input_height, self.input_width
 
     def input_shape_for(self, height: int, width: int) -> tuple[int, int]:
         """Return the network input (height, width) for an image of ``height x width``.
 
         :attr:`input_shape` unless ``keep_aspect``; then the shape of the image's aspect with
-        about ``input_h * input_size`` pixels, each side a multiple of ``stride``
+        about ``input_height * input_width`` pixels, each side a multiple of ``stride``
         (:func:`refseg_model.preprocess.aspect_input_shape`).
         """
         if not self.keep_aspect:
             return self.input_shape
         from refseg_model.preprocess import aspect_input_shape
-        return aspect_input_shape(height, width, self.input_h * self.input_size, self.stride)
+        return aspect_input_shape(height, width, self.input_height * self.input_width,
+                                  self.stride)
 
     @property
     def spatial_channels(self) -> int:
@@ -195,52 +196,104 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build from a dict, rejecting unknown keys."""
+        """Build from a dict, rejecting unknown keys; the old key ``input_size`` is the width."""
+        data = dict(data)
+        if "input_size" in data:
+            if "input_width" in data:
+                raise ConfigError("section 'model' has both input_size (the old name) and "
+                                  "input_width; keep input_width")
+            data["input_width"] = data.pop("input_size")
         return _from_dict(cls, data, "model")
 
 
 @dataclass
+class DetConfig:
+    """The detection stage's samples and start (``refseg_model.detection``; ``TrainConfig.det``).
+
+    Attributes:
+        crop_size: Side of the square box crops, in pixels.
+        pos_iou: Positives are the ground-truth box and candidates with IoU >= this.
+        neg_iou: Negatives are candidates with IoU < this.
+        neg_ratio: Negatives kept per positive.
+        proposals: Folder under the data root with one ``<image_id>.txt`` of
+            ``xmin ymin xmax ymax`` rows per image (the released EdgeBoxes files).
+        random_boxes: Without that folder: random candidate boxes per image, ...
+        jitter_boxes: ... plus this many jittered copies of each annotated box.
+        released_init: Initialise the text encoder and classifier as the released detection
+            script does (a freshly built model only).
+
+    YAML files and checkpoints written before this section existed have the same settings as
+    flat ``det_*`` keys of ``train`` (``det_crop_size``...); they load.
+    """
+
+    crop_size: int = 224
+    pos_iou: float = 0.7
+    neg_iou: float = 1e-6
+    neg_ratio: float = 1.0
+    proposals: str = "referit_edgeboxes_top100"
+    random_boxes: int = 50
+    jitter_boxes: int = 10
+    released_init: bool = True
+
+    def __post_init__(self) -> None:
+        """Check the values."""
+        if self.crop_size <= 0:
+            raise ConfigError(f"DetConfig.crop_size must be positive, got {self.crop_size}")
+        for name in ("neg_ratio", "random_boxes", "jitter_boxes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"DetConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.pos_iou <= 1.0 or not 0.0 < self.neg_iou <= self.pos_iou:
+            raise ConfigError(f"DetConfig: need 0 < neg_iou <= pos_iou <= 1, got "
+                              f"{self.neg_iou} and {self.pos_iou}")
+
+
+LEGACY_DET_KEYS = {f"det_{f.name}": f.name for f in dataclasses.fields(DetConfig)}
+
+
+@dataclass
 class TrainConfig:
-    """Optimisation settings for one training run (both stages).
+    """Optimisation settings of one training run (every stage: det, lowres, highres).
 
-    The learning rate decays by ``lr_decay_rate`` every ``lr_decay_step`` iterations
-    (staircase), restarting at ``lr`` for the high-resolution stage. Weight decay applies to
-    weight tensors only (not biases, not BatchNorm). The loss weights follow the released
-    code's ratio (foreground 3 : background 1); ``dice_weight`` > 0 adds that much of a
-    per-sample soft Dice loss (not the paper's: small objects then weigh as much as large ones).
-    ``channels_last`` trains in the NHWC memory layout (oneDNN's faster CPU convolutions; same
-    numbers within float rounding).
-
-    ``optimizer`` ``sgd`` (the paper's, with ``momentum``) or ``adamw``; ``schedule`` ``step``
-    (the staircase above) or ``cosine`` (from ``lr`` to 0 over the stage), both after a linear
-    warm-up of ``warmup_iters``. ``aux_weight`` > 0 adds that much of the loss of the coarse
-    response map against the coarse labels (a cell is foreground if any of its pixels is) to
-    the high-resolution stage (deep supervision of the grounding when a decoder is trained
-    from scratch). ``precision``: ``auto`` trains under bf16 autocast on CPUs with AVX-512 BF16
-    or AMX and on CUDA, float32 elsewhere; ``fp32``, ``bf16``, ``fp16`` (CUDA) force a path.
-    ``expressions_per_image`` > 1 fills each batch of ``batch_size`` samples with that many
-    expressions of each of ``batch_size / expressions_per_image`` images: the backbone runs once
-    per image, and the step contrasts different targets in the same picture.
-    ``val_every`` > 0 validates only every that many steps (and at the end of a stage) instead
-    of at every checkpoint. ``time_budget_s`` > 0 ends each stage after that many seconds of
-    training (a cosine schedule then runs over the time, not the steps): for A/Bs at equal
-    wall-clock time. A time-budgeted stage is not resumed exactly (its schedule depends on the
-    clock).
-    Recipe fields (docs/REPRODUCING.md): ``embedding_weight_decay`` puts weight decay on the word
-    embedding too (the released code does not); ``freeze_head`` keeps the backbone's head (fc6-fc8
-    of VGG-16) fixed as well as the frozen body (the released detection stage). ``det_*`` set the
-    detection stage: box crops of ``det_crop_size`` pixels, positives the ground-truth box and
-    candidates with IoU >= ``det_pos_iou``, negatives candidates with IoU < ``det_neg_iou``,
-    ``det_neg_ratio`` negatives per positive; candidates are read from ``det_proposals`` (a folder
-    under the data root, one ``<image_id>.txt`` of ``xmin ymin xmax ymax`` rows per image, as the
-    released EdgeBoxes files) or, when it is missing, ``det_random_boxes`` random boxes per image
-    plus ``det_jitter_boxes`` jittered copies of each annotated box. ``det_released_init``
-    initialises the text encoder and classifier as the released detection script does.
-    ``photometric`` applies camera-like photometric augmentation to the training images
-    (:mod:`refseg_model.augment`: exposure, gamma, white balance, noise, blur, JPEG; never enough
-    to rename a colour). ``kind_weights`` (e.g. ``{"relation": 3}``) draws the expressions of an
-    image with those weights by kind when ``expressions_per_image`` > 1 (default weight 1).
-    ``stages`` maps a stage name to overrides of these fields for that stage.
+    Attributes:
+        lr, momentum, weight_decay: SGD with momentum (the paper's) or AdamW (``optimizer``);
+            weight decay applies to weight tensors only (not biases, not BatchNorm), and to the
+            word embedding only with ``embedding_weight_decay`` (the released code: not).
+        lr_decay_step, lr_decay_rate, schedule, warmup_iters: ``step``: the staircase decay by
+            ``lr_decay_rate`` every ``lr_decay_step`` iterations; ``cosine``: from ``lr`` to 0
+            over the stage; both after a linear warm-up of ``warmup_iters``, restarting at
+            each stage.
+        backbone_lr_mult: Learning-rate factor of the backbone's parameters.
+        batch_size: Samples per step and process.
+        det_iters, lowres_iters, highres_iters: Iterations of each stage.
+        w_fg, w_bg: Weights of foreground and background pixels in the logistic loss (the
+            released code's 3 : 1).
+        dice_weight: > 0 adds that much of a per-sample soft Dice loss (not the paper's).
+        aux_weight: > 0 adds that much of the coarse response map's loss against the coarse
+            labels to the high-resolution stage (deep supervision of the grounding).
+        grad_clip: Gradient-norm clip (0: none).
+        seed: Seeds Python, NumPy, torch and the data order.
+        workers: Data-loader worker processes.
+        checkpoint_every, val_every, val_max_samples, log_every: ``last.pt`` every that many
+            steps; validation at every checkpoint or, if ``val_every`` > 0, every that many
+            steps (always at a stage's end) on at most ``val_max_samples`` samples; a
+            ``metrics.jsonl`` line every ``log_every`` steps.
+        channels_last: Train in the NHWC memory layout (oneDNN's faster CPU convolutions).
+        precision: ``auto`` (``refseg_model.fastpath.training_precision``: bf16 autocast on
+            CUDA, fp16 where the GPU has no bf16, bf16 on CPUs with AMX, float32 on every other
+            CPU, AVX-512 BF16 without AMX included), or ``fp32``, ``bf16``, ``fp16`` (CUDA).
+        expressions_per_image: > 1 fills a batch with that many expressions of each of
+            ``batch_size / expressions_per_image`` images: one backbone pass per image.
+        time_budget_s: > 0 ends each stage after that many seconds (a cosine schedule then
+            runs over the time; such a stage does not resume exactly).
+        freeze_head: Keep the backbone's head (fc6-fc8 of VGG-16) fixed as well as the frozen
+            body (the released detection stage).
+        photometric: Camera-like photometric augmentation of the training images
+            (:mod:`refseg_model.augment`: exposure, gamma, white balance, noise, blur, JPEG;
+            never enough to rename a colour).
+        kind_weights: Expression kind -> draw weight (e.g. ``{"relation": 3}``) of an image's
+            expressions when ``expressions_per_image`` > 1 (default weight 1).
+        det: The detection stage's samples and initialisation (:class:`DetConfig`).
+        stages: Stage name -> overrides of these fields for that stage.
     """
 
     lr: float = 0.01
@@ -273,14 +326,7 @@ class TrainConfig:
     embedding_weight_decay: bool = True
     freeze_head: bool = False
     det_iters: int = 25000
-    det_crop_size: int = 224
-    det_pos_iou: float = 0.7
-    det_neg_iou: float = 1e-6
-    det_neg_ratio: float = 1.0
-    det_proposals: str = "referit_edgeboxes_top100"
-    det_random_boxes: int = 50
-    det_jitter_boxes: int = 10
-    det_released_init: bool = True
+    det: DetConfig = field(default_factory=DetConfig)
     photometric: bool = False
     kind_weights: dict[str, float] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -301,16 +347,16 @@ class TrainConfig:
         if per_image < 1 or self.batch_size % per_image:
             raise ConfigError(f"TrainConfig.expressions_per_image ({per_image}) must be >= 1 "
                               f"and divide batch_size ({self.batch_size})")
-        for name in ("lr", "batch_size", "lr_decay_step", "det_crop_size"):
+        if not isinstance(self.det, DetConfig):
+            raise ConfigError(f"TrainConfig.det must be a DetConfig, got "
+                              f"{type(self.det).__name__}")
+        for name in ("lr", "batch_size", "lr_decay_step"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("det_iters", "lowres_iters", "highres_iters", "workers", "checkpoint_every",
-                     "val_every", "det_neg_ratio", "det_random_boxes", "det_jitter_boxes"):
+                     "val_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 < self.det_pos_iou <= 1.0 or not 0.0 < self.det_neg_iou <= self.det_pos_iou:
-            raise ConfigError(f"TrainConfig: need 0 < det_neg_iou <= det_pos_iou <= 1, got "
-                              f"{self.det_neg_iou} and {self.det_pos_iou}")
         if not isinstance(self.stages, dict):
             raise ConfigError(f"TrainConfig.stages must map stage names to overrides, got "
                               f"{type(self.stages).__name__}")
@@ -321,6 +367,7 @@ class TrainConfig:
             if not isinstance(overrides, dict) or "stages" in overrides:
                 raise ConfigError(f"TrainConfig.stages.{stage} must be a mapping of train "
                                   "fields (without 'stages')")
+            self.stages[stage] = overrides = _nest_det(overrides, f"train.stages.{stage}")
             if overrides:
                 self.for_stage(stage)
 
@@ -331,9 +378,12 @@ class TrainConfig:
         """
         if stage not in TRAIN_STAGES:
             raise ConfigError(f"unknown stage {stage!r}; choose one of {TRAIN_STAGES}")
-        merged = {**self.to_dict(), **self.stages.get(stage, {}), "stages": {}}
+        overrides = _nest_det(self.stages.get(stage, {}), f"train.stages.{stage}")
+        merged = self.to_dict()
+        merged["det"] = {**merged["det"], **overrides.pop("det", {})}
+        merged.update(overrides, stages={})
         try:
-            return _from_dict(TrainConfig, merged, f"train.stages.{stage}")
+            return _train_from_dict(merged, f"train.stages.{stage}")
         except TypeError as err:
             raise ConfigError(f"train.stages.{stage}: {err}") from err
 
@@ -351,8 +401,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict, rejecting unknown keys."""
-        return _from_dict(cls, data, "train")
+        """Build from a dict, rejecting unknown keys; flat ``det_*`` keys go to ``det``."""
+        return _train_from_dict(data, "train")
 
 
 @dataclass
@@ -376,6 +426,33 @@ def _from_dict(cls, data: dict[str, Any], section: str):
         raise ConfigError(f"unknown key(s) {unknown} in section {section!r}; "
                           f"known keys: {sorted(known)}")
     return cls(**data)
+
+
+def _nest_det(data: dict[str, Any], section: str) -> dict[str, Any]:
+    """Return ``data`` with the flat ``det_*`` keys of older files moved under ``det``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"section {section!r} must be a mapping, got {type(data).__name__}")
+    data = dict(data)
+    det = data.get("det", {})
+    if not isinstance(det, dict):
+        raise ConfigError(f"{section}.det must be a mapping, got {type(det).__name__}")
+    det = dict(det)
+    for old, new in LEGACY_DET_KEYS.items():
+        if old in data:
+            if new in det:
+                raise ConfigError(f"section {section!r} sets both {old} (the old name) and "
+                                  f"det.{new}; keep det.{new}")
+            det[new] = data.pop(old)
+    if det or "det" in data:
+        data["det"] = det
+    return data
+
+
+def _train_from_dict(data: dict[str, Any], section: str) -> TrainConfig:
+    data = _nest_det(data, section)
+    if "det" in data:
+        data["det"] = _from_dict(DetConfig, data["det"], f"{section}.det")
+    return _from_dict(TrainConfig, data, section)
 
 
 def preset_names() -> list[str]:

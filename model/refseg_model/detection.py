@@ -15,13 +15,14 @@ det stage trains are therefore the very weights low-res continues from.
 
 Boxes (``[xmin, ymin, xmax, ymax]``, 0-indexed, inclusive, as ``referit_bbox.json``): the
 ground-truth box of each region comes from ``referit_bbox.json`` when the data root has it, else
-from the region's mask. Candidates come from ``TrainConfig.det_proposals`` (the released EdgeBoxes
-top-100 files, ``referit_edgeboxes_top100/<image_id>.txt``, shipped with the dataset download)
-or, when that folder is missing, are sampled: ``det_random_boxes`` random boxes per image plus
-``det_jitter_boxes`` jittered copies of every annotated box of the image (those of the other
+from the region's mask. Settings are ``TrainConfig.det`` (a ``DetConfig``). Candidates come from
+``det.proposals`` (the released EdgeBoxes top-100 files,
+``referit_edgeboxes_top100/<image_id>.txt``, shipped with the dataset download) or, when that
+folder is missing, are sampled: ``det.random_boxes`` random boxes per image plus
+``det.jitter_boxes`` jittered copies of every annotated box of the image (those of the other
 regions play the object-like negatives that EdgeBoxes gives). The released rules then apply:
-positives are the ground-truth box and candidates with IoU >= ``det_pos_iou`` (0.7), negatives
-candidates with IoU < ``det_neg_iou`` (1e-6), subsampled to ``det_neg_ratio`` (1) per positive.
+positives are the ground-truth box and candidates with IoU >= ``det.pos_iou`` (0.7), negatives
+candidates with IoU < ``det.neg_iou`` (1e-6), subsampled to ``det.neg_ratio`` (1) per positive.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ConfigError, DetConfig, ModelConfig
 from .data.base import DataError, SampleSource, first_loadable, read_json
 from .preprocess import normalize
 
@@ -78,8 +79,11 @@ def box_features(boxes: np.ndarray, width: int, height: int, variant: str = "xy8
     raise ConfigError(f"unknown spatial variant {variant!r}")
 
 
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Return the inclusive box ``(xmin, ymin, xmax, ymax)`` of a bool mask, ``None`` if empty."""
+def mask_bbox_xyxy(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Return the box ``(xmin, ymin, xmax, ymax)``, ends inclusive, of a bool mask (or ``None``).
+
+    The convention of ``referit_bbox.json`` and of every box in this module.
+    """
     ys, xs = np.nonzero(np.asarray(mask))
     if not len(xs):
         return None
@@ -148,7 +152,7 @@ def _image_size(source: SampleSource, sample, sizes: dict | None) -> tuple[int, 
     return image.shape[1], image.shape[0]
 
 
-def build_box_samples(source: SampleSource, tcfg: TrainConfig, seed: int = 0
+def build_box_samples(source: SampleSource, det: DetConfig, seed: int = 0
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Return the detection samples of ``source``: (sample index, box, label) arrays and a note.
 
@@ -161,7 +165,7 @@ def build_box_samples(source: SampleSource, tcfg: TrainConfig, seed: int = 0
     gt_json = read_json(bbox_file, "box") if bbox_file.is_file() else None
     size_file = root / "referit_imsize.json"
     sizes = read_json(size_file, "image size") if size_file.is_file() else None
-    proposal_dir = root / tcfg.det_proposals if tcfg.det_proposals else None
+    proposal_dir = root / det.proposals if det.proposals else None
     use_proposals = proposal_dir is not None and proposal_dir.is_dir()
 
     by_image: dict[str, list[int]] = {}
@@ -183,7 +187,7 @@ def build_box_samples(source: SampleSource, tcfg: TrainConfig, seed: int = 0
                 box = tuple(int(v) for v in gt_json[key])
             else:
                 try:
-                    box = mask_box(source.load_mask(sample))
+                    box = mask_bbox_xyxy(source.load_mask(sample))
                     from_masks += 1
                 except DataError as exc:
                     source.problem("unloadable masks", str(exc))
@@ -205,29 +209,29 @@ def build_box_samples(source: SampleSource, tcfg: TrainConfig, seed: int = 0
             candidates = clip_boxes(read_proposals(path), width, height)
         else:
             candidates = sampled_boxes(width, height, np.array(list(gt.values())), rng,
-                                       tcfg.det_random_boxes, tcfg.det_jitter_boxes)
+                                       det.random_boxes, det.jitter_boxes)
         ious = {key: box_iou(candidates, box) for key, box in gt.items()}
         for index in indices:
             key = _region_key(source.samples[index])
             if key not in gt:
                 continue
             iou = ious[key]
-            pos = np.concatenate([np.array([gt[key]]), candidates[iou >= tcfg.det_pos_iou]])
-            neg = candidates[iou < tcfg.det_neg_iou]
+            pos = np.concatenate([np.array([gt[key]]), candidates[iou >= det.pos_iou]])
+            neg = candidates[iou < det.neg_iou]
             pos_parts.append(np.column_stack([np.full(len(pos), index), pos]).astype(np.int32))
             neg_parts.append(np.column_stack([np.full(len(neg), index), neg]).astype(np.int32))
     if not pos_parts:
         raise DataError(f"no detection sample in {source.name} {source.split} under {root}")
     positives = np.concatenate(pos_parts)
     negatives = np.concatenate(neg_parts).reshape(-1, 5)  # int32: ReferIt has millions
-    keep = min(len(negatives), int(tcfg.det_neg_ratio * len(positives)))
+    keep = min(len(negatives), int(det.neg_ratio * len(positives)))
     negatives = negatives[rng.choice(len(negatives), keep, replace=False)]
     rows = np.concatenate([positives, negatives])
     labels = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
     order = rng.permutation(len(rows))
     rows, labels = rows[order], labels[order].astype(np.float32)
     what = (f"candidates from {proposal_dir}" if use_proposals else
-            f"sampled candidates ({tcfg.det_random_boxes} random + {tcfg.det_jitter_boxes} "
+            f"sampled candidates ({det.random_boxes} random + {det.jitter_boxes} "
             f"jittered per annotated box; no folder {proposal_dir})")
     boxes_from = "referit_bbox.json" if gt_json is not None else "the masks"
     if gt_json is not None and from_masks:
@@ -241,20 +245,20 @@ def build_box_samples(source: SampleSource, tcfg: TrainConfig, seed: int = 0
 class BoxDataset(Dataset):
     """Torch dataset of the detection stage: one (box crop, expression, label) per item.
 
-    Item: ``image`` 3 x C x C float32 (the box's pixels resized to ``det_crop_size``, mean
+    Item: ``image`` 3 x C x C float32 (the box's pixels resized to ``det.crop_size``, mean
     subtracted), ``tokens``, ``spatial`` (the box features of ``cfg.spatial``), ``mask`` (1 x 1
     label: 1.0 the described region's box, 0.0 elsewhere) and ``index``.
     """
 
-    def __init__(self, source: SampleSource, vocab, cfg: ModelConfig, tcfg: TrainConfig,
+    def __init__(self, source: SampleSource, vocab, cfg: ModelConfig, det: DetConfig,
                  seed: int = 0):
         """Build the box samples of ``source`` (see :func:`build_box_samples`)."""
         self.source = source
         self.vocab = vocab
         self.cfg = cfg
-        self.crop_size = tcfg.det_crop_size
+        self.crop_size = det.crop_size
         self.sample_index, self.boxes, self.labels, self.note = build_box_samples(
-            source, tcfg, seed)
+            source, det, seed)
         log.info("det stage: %s", self.note)
 
     def __len__(self) -> int:

@@ -238,6 +238,6 @@ class Segmenter:
 
     def __repr__(self) -> str:
         """Show backbone, stage and device."""
-        return (f"Segmenter({self.config.backbone}, input {self.config.input_h}x"
-                f"{self.config.input_size}, "
+        return (f"Segmenter({self.config.backbone}, input {self.config.input_height}x"
+                f"{self.config.input_width}, "
                 f"stage={self.stage}, device={self.device}, {self.numeric_path.name})")

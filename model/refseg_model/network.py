@@ -10,6 +10,8 @@ learned deconvolution initialised as bilinear upsampling.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -204,10 +206,10 @@ class TextObjSegModel(nn.Module):
     """Segmentation from a natural language expression (Hu, Rohrbach, Darrell, 2016)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        """Build every part from ``cfg``; ``cfg.vocab_size`` must be set."""
+        """Build every part from ``cfg``; ``cfg.vocab_size`` must be set (:func:`build_model`)."""
         super().__init__()
         if cfg.vocab_size <= 0:
-            raise ConfigError("ModelConfig.vocab_size must be set (the vocabulary's length)")
+            raise ConfigError("ModelConfig.vocab_size must be set: build_model(cfg, vocab_size)")
         self.config = cfg
         self.stride = cfg.stride
         self.backbone = build_backbone(cfg)
@@ -247,8 +249,8 @@ class TextObjSegModel(nn.Module):
         height, width = images.shape[-2:]
         if height % self.stride or width % self.stride:
             raise ValueError(f"image size {height}x{width} is not a multiple of the stride "
-                             f"{self.stride}; letterbox it to {self.config.input_h}x"
-                             f"{self.config.input_size} (refseg_model.preprocess.letterbox)")
+                             f"{self.stride}; letterbox it to {self.config.input_height}x"
+                             f"{self.config.input_width} (refseg_model.preprocess.letterbox)")
         if image_index is not None:
             if image_index.shape != tokens.shape[:1] or tokens.dim() != 2:
                 raise ValueError(f"image_index must have one entry per expression: tokens "
@@ -328,8 +330,14 @@ class TextObjSegModel(nn.Module):
                              align_corners=False)
 
 
-def build_model(cfg: ModelConfig) -> TextObjSegModel:
-    """Return the network described by ``cfg``."""
+def build_model(cfg: ModelConfig, vocab_size: int | None = None) -> TextObjSegModel:
+    """Return the network described by ``cfg`` for a vocabulary of ``vocab_size`` words.
+
+    ``cfg`` is not changed: the network's own ``config`` is a copy with ``vocab_size`` set.
+    ``vocab_size=None`` takes ``cfg.vocab_size`` (a configuration read from a checkpoint).
+    """
+    if vocab_size is not None:
+        cfg = dataclasses.replace(cfg, vocab_size=int(vocab_size))
     return TextObjSegModel(cfg)
 
 

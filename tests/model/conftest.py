@@ -62,8 +62,8 @@ def shapes_root(tmp_path_factory) -> Path:
 @pytest.fixture()
 def tiny_config():
     """Return a tiny ModelConfig (64x64 input, stride 8) for a 20-word vocabulary."""
+    import dataclasses
+
     from refseg_model.config import load_config
 
-    cfg = load_config("tiny").model
-    cfg.vocab_size = 20
-    return cfg
+    return dataclasses.replace(load_config("tiny").model, vocab_size=20)

@@ -104,8 +104,7 @@ def test_cli_scores_a_model_checkpoint(tmp_path, capsys):
 
     cfg = load_config("tiny").model
     vocab = Vocabulary.build(open_source("referit", FIXTURE, "test").expressions())
-    cfg.vocab_size = len(vocab)
-    model = build_model(cfg)
+    model = build_model(cfg, len(vocab))
     ckpt = save_checkpoint(make_payload(model, cfg, vocab.to_list(), "highres"),
                            tmp_path / "tiny.pt")
     out = tmp_path / "m.json"

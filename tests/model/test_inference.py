@@ -17,9 +17,8 @@ VOCAB = ["<pad>", "<go>", "<eos>", "<unk>", "the", "red", "square", "blue", "cir
 
 @pytest.fixture()
 def checkpoint(tmp_path, tiny_config):
-    tiny_config.vocab_size = len(VOCAB)
     torch.manual_seed(0)
-    model = build_model(tiny_config)
+    model = build_model(tiny_config, len(VOCAB))
     return save_checkpoint(make_payload(model, tiny_config, VOCAB, "highres"),
                            tmp_path / "m.pt")
 
@@ -159,3 +158,42 @@ def test_predict_cli_writes_mask_and_overlay(checkpoint, tmp_path):
     assert cv2.imread(str(tmp_path / "overlay.png")).shape == (30, 50, 3)
     assert main(["--checkpoint", str(tmp_path / "no.pt"), "--image", str(tmp_path / "in.png"),
                  "--expression", "x", "--out", str(tmp_path / "m2.png")]) == 2
+
+
+# -- binarisation ----------------------------------------------------------------------------
+def test_released_binarisation_thresholds_then_resizes():
+    from refseg_model.inference import released_mask
+    from refseg_model.preprocess import Letterbox, unletterbox
+
+    meta = Letterbox.compute(96, 128, 64)  # content 48x64 on the 64x64 input, 2x up to 96x128
+    prob = np.zeros((64, 64), np.float32)
+    prob[meta.pad_top + 10, 20] = 1.0
+    released = released_mask(prob, meta)
+    ys, xs = np.nonzero(released)
+    # 0/1 map resized bilinearly (half-pixel centres), every value > 0 kept: a 4x4 block
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (19, 22, 39, 42)
+    resized_first = unletterbox(prob, meta) >= 0.5  # probabilities resized, then >= 0.5
+    assert resized_first.sum() == 4 and released.sum() == 16
+
+
+def test_segmenter_uses_the_checkpoint_binarisation():
+    import dataclasses
+
+    from refseg_model.config import load_config
+    from refseg_model.inference import Segmenter, released_mask
+    from refseg_model.preprocess import letterbox
+    from refseg_model.text import Vocabulary
+
+    cfg = dataclasses.replace(load_config("tiny").model, binarize="threshold_then_resize")
+    vocab = Vocabulary.from_list(["<pad>", "<go>", "<eos>", "<unk>", "a", "b", "c", "d"])
+    model = build_model(cfg, len(vocab))
+    segmenter = Segmenter(model, vocab, model.config, stage="lowres", device="cpu",
+                          precision="fp32")
+    rgb = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    pred = segmenter.predict(rgb, "a b")
+    _, meta = letterbox(rgb, cfg.input_width, cfg.input_height)
+    square = segmenter.model.predict_logits(
+        torch.from_numpy(segmenter._image(rgb)[0])[None], torch.tensor([vocab.encode("a b")]),
+        stage="lowres")
+    expected = released_mask(torch.sigmoid(square[0, 0]).detach().numpy(), meta)
+    assert np.array_equal(pred.mask, expected)

@@ -1,5 +1,7 @@
 """Tests of the network: shapes, expression encoder, spatial channels, bilinear deconvolution."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -69,8 +71,6 @@ def test_bad_inputs_give_clear_errors(tiny_config):
         model(torch.randn(1, 3, 64, 64), torch.zeros(1, 20, dtype=torch.long), stage="mid")
     with pytest.raises(ConfigError, match="unknown backbone"):
         ModelConfig(backbone="alexnet")
-    with pytest.raises(ConfigError, match="vocab_size"):
-        build_model(ModelConfig(backbone="tiny", input_size=64, stride=8))
 
 
 def test_weight_decay_only_on_weights(tiny_config):
@@ -85,9 +85,9 @@ def test_weight_decay_only_on_weights(tiny_config):
                                               ("resnet18", 16, 64), ("convnet", 8, 64),
                                               ("convnet", 16, 64)])
 def test_light_backbones_output_stride(name, stride, size):
-    cfg = ModelConfig(backbone=name, input_size=size, stride=stride, feat_dim=8, text_dim=8,
-                      embed_dim=8, cls_dim=8, vocab_size=10)
-    out = build_model(cfg).eval()(torch.randn(1, 3, size, size),
+    cfg = ModelConfig(backbone=name, input_width=size, stride=stride, feat_dim=8, text_dim=8,
+                      embed_dim=8, cls_dim=8)
+    out = build_model(cfg, 10).eval()(torch.randn(1, 3, size, size),
                                   torch.zeros(1, 20, dtype=torch.long), stage="lowres")
     assert out.shape == (1, 1, size // stride, size // stride)
 
@@ -109,18 +109,18 @@ def test_generic_dilation_matches_torchvision_at_stride_16():
 
 def test_convnet_is_checked():
     with pytest.raises(ConfigError, match="power-of-two stride >= 4"):
-        build_model(ModelConfig(backbone="convnet", input_size=60, stride=12, vocab_size=10))
+        build_model(ModelConfig(backbone="convnet", input_width=60, stride=12), 10)
     with pytest.raises(ConfigError, match="no ImageNet weights"):
-        build_model(ModelConfig(backbone="convnet", input_size=64, stride=8, pretrained=True,
-                                vocab_size=10))
+        build_model(ModelConfig(backbone="convnet", input_width=64, stride=8, pretrained=True),
+                    10)
 
 
 def test_presets_describe_the_paper_and_the_default():
     paper = load_config("paper").model
-    assert (paper.backbone, paper.input_size, paper.stride) == ("vgg16", 512, 32)
+    assert (paper.backbone, paper.input_width, paper.stride) == ("vgg16", 512, 32)
     assert (paper.feat_dim, paper.text_dim, paper.cls_dim) == (1000, 1000, 500)
     table = load_config("tabletop").model
-    assert (table.backbone, table.input_size, table.stride) == ("convnet", 320, 8)
+    assert (table.backbone, table.input_width, table.stride) == ("convnet", 320, 8)
     assert load_config("tabletop_mobilenet").model.backbone == "mobilenet_v3_small"
 
 
@@ -139,7 +139,7 @@ def test_vgg16_fully_convolutional_maps_512_to_16():
 def test_missing_backbone_weights_file_is_a_clear_error(tmp_path):
     from refseg_model.backbones import BackboneWeightsError, build_backbone
 
-    cfg = ModelConfig(backbone="mobilenet_v3_small", input_size=64, stride=16,
+    cfg = ModelConfig(backbone="mobilenet_v3_small", input_width=64, stride=16,
                       backbone_weights=str(tmp_path / "nope.pth"))
     with pytest.raises(BackboneWeightsError, match="nope.pth"):
         build_backbone(cfg)
@@ -152,7 +152,7 @@ def test_backbone_weights_file_is_loaded(tmp_path):
 
     reference = torchvision.models.mobilenet_v3_small()
     torch.save(reference.state_dict(), tmp_path / "mv3s.pth")
-    cfg = ModelConfig(backbone="mobilenet_v3_small", input_size=64, stride=16,
+    cfg = ModelConfig(backbone="mobilenet_v3_small", input_width=64, stride=16,
                       backbone_weights=str(tmp_path / "mv3s.pth"))
     backbone = build_backbone(cfg)
     torch.testing.assert_close(backbone.body[0][0].weight, reference.features[0][0].weight)
@@ -185,3 +185,65 @@ def test_fusion_is_checked():
         ModelConfig(fusion="attention")
     with pytest.raises(ConfigError, match="feat_dim == text_dim"):
         ModelConfig(fusion="concat_product", feat_dim=128, text_dim=256)
+
+
+def test_lstm_forget_bias_and_learned_pad():
+    cfg = load_config("tiny").model
+    plain = build_model(cfg, 10).expression_encoder
+    assert plain.embedding.padding_idx == 0
+    encoder = build_model(dataclasses.replace(cfg, lstm_forget_bias=1.0, learned_pad=True),
+                          10).expression_encoder
+    assert encoder.embedding.padding_idx is None
+    h = encoder.lstm.hidden_size
+    total = encoder.lstm.bias_ih_l0 + encoder.lstm.bias_hh_l0
+    assert torch.equal(total[h:2 * h], torch.ones(h))  # one forget bias, not two
+    out = encoder(torch.tensor([[0, 0, 5], [0, 7, 5]]))
+    out.sum().backward()
+    assert encoder.embedding.weight.grad[0].abs().sum() > 0  # <pad> is trained
+
+
+def test_build_model_sets_the_vocabulary_size_on_a_copy_of_the_config():
+    cfg = load_config("tiny").model
+    model = build_model(cfg, 37)
+    assert model.config.vocab_size == 37 and model.expression_encoder.embedding.num_embeddings == 37
+    assert cfg.vocab_size == 0  # the caller's configuration is not changed
+    with pytest.raises(ConfigError, match="vocab_size must be set"):
+        build_model(cfg)
+
+
+# -- the skip decoder and shared backbone passes ------------------------------------------------
+SMALL_SKIP = ModelConfig(backbone="convnet", width=8, input_width=64, input_height=48, stride=8,
+                         feat_dim=16, text_dim=16, embed_dim=16, cls_dim=16,
+                         fusion="concat_product", decoder="skip", decoder_dim=8)
+
+
+def test_untrained_skip_decoder_is_the_bilinear_upsampling_of_the_response_map():
+    torch.manual_seed(0)
+    model = build_model(SMALL_SKIP, 20).eval()
+    images = torch.randn(2, 3, 48, 64) * 50
+    tokens = torch.randint(0, 20, (2, 6))
+    with torch.no_grad():
+        fine, coarse = model(images, tokens, return_coarse=True)
+        assert fine.shape == (2, 1, 48, 64) and coarse.shape == (2, 1, 6, 8)
+        up = F.interpolate(coarse, size=(24, 32), mode="bilinear", align_corners=False)
+        expected = F.interpolate(up, size=(48, 64), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(fine, expected)
+        torch.testing.assert_close(model.response_map(images, tokens), coarse)
+
+
+def test_image_index_shares_one_backbone_pass_between_expressions():
+    torch.manual_seed(1)
+    model = build_model(SMALL_SKIP, 20).eval()
+    torch.nn.init.normal_(model.decoder.out.weight)  # a non-trivial decoder
+    images = torch.randn(2, 3, 48, 64) * 50
+    tokens = torch.randint(0, 20, (5, 6))
+    index = torch.tensor([0, 0, 1, 1, 1])
+    with torch.no_grad():
+        shared = model(images, tokens, image_index=index, return_coarse=True)
+        repeated = model(images[index], tokens, return_coarse=True)
+        lowres = model(images, tokens, stage="lowres", image_index=index)
+    for a, b in zip(shared, repeated):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(lowres, repeated[1])
+    with pytest.raises(ValueError, match="one entry per expression"):
+        model(images, tokens, image_index=torch.tensor([0, 1]))

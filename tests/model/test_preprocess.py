@@ -91,3 +91,26 @@ def test_coarse_labels_any_pixel_rule():
     assert labels.dtype == np.float32
     assert coarse_labels(np.ones((70, 33), bool), 32).shape == (3, 2)  # ceil
     assert coarse_labels(np.zeros((64, 64), bool), 32).sum() == 0
+
+
+def test_rectangular_canvas_takes_a_4_3_frame_without_padding():
+    rgb = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    out, meta = letterbox(rgb, 320, 240)
+    assert out.shape == (240, 320, 3) and meta.shape == (240, 320)
+    assert (meta.pad_top, meta.pad_left, meta.new_h, meta.new_w) == (0, 0, 240, 320)
+    assert meta.valid().all()
+    back = unletterbox(np.ones((240, 320), np.float32), meta)
+    assert back.shape == (480, 640)
+
+
+def test_rectangular_canvas_pads_a_portrait_frame_and_round_trips_a_mask():
+    meta = Letterbox.compute(640, 480, 320, 240)
+    assert (meta.new_h, meta.new_w, meta.pad_left, meta.pad_top) == (240, 180, 70, 0)
+    mask = np.zeros((640, 480), bool)
+    mask[100:300, 50:250] = True
+    boxed = letterbox_mask(mask, 320, 240)
+    assert boxed.shape == (240, 320) and not boxed[:, :70].any()
+    back = unletterbox(boxed.astype(np.float32), meta) >= 0.5
+    assert (back & mask).sum() / (back | mask).sum() > 0.95
+    with pytest.raises(ValueError, match="240x320"):
+        unletterbox(np.zeros((320, 320)), meta)

@@ -30,8 +30,8 @@ def test_ship_keeps_the_weights_and_sets_a_new_input(tmp_path):
     assert "input 96x64" in done.stdout
     a, b = load_checkpoint(same), load_checkpoint(bigger)
     assert b["train_state"] is None and "threshold" not in b
-    assert (b["model_config"]["input_size"], b["model_config"]["input_height"]) == (96, 64)
-    assert b["preprocessing"]["input_size"] == 96 and b["preprocessing"]["input_height"] == 64
+    assert (b["model_config"]["input_width"], b["model_config"]["input_height"]) == (96, 64)
+    assert b["preprocessing"]["input_width"] == 96 and b["preprocessing"]["input_height"] == 64
     for key, value in a["state_dict"].items():
         assert np.array_equal(value.numpy(), b["state_dict"][key].numpy())
     rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)

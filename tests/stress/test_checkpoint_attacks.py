@@ -34,9 +34,9 @@ class Payload:
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
     cfg = load_config("tiny").model
-    cfg.vocab_size = len(VOCAB)
     path = tmp_path_factory.mktemp("ckpt") / "good.pt"
-    return save_checkpoint(make_payload(build_model(cfg), cfg, VOCAB, "highres"), path)
+    return save_checkpoint(make_payload(build_model(cfg, len(VOCAB)), cfg, VOCAB, "highres"),
+                           path)
 
 
 def test_every_truncation_is_refused_clearly(good, tmp_path):

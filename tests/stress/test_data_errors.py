@@ -87,9 +87,8 @@ def test_eval_cli_names_a_corrupt_image(root, tmp_path, capsys, caplog):
     source = open_source("synthetic", root, "test")
     vocab = Vocabulary.build(source.expressions())
     cfg = load_config("tiny").model
-    cfg.vocab_size = len(vocab)
-    ckpt = save_checkpoint(make_payload(build_model(cfg), cfg, vocab.to_list(), "highres"),
-                           tmp_path / "tiny.pt")
+    ckpt = save_checkpoint(make_payload(build_model(cfg, len(vocab)), cfg, vocab.to_list(),
+                                        "highres"), tmp_path / "tiny.pt")
     bad = source.samples[0].image_path
     bad.write_bytes(b"not an image")
     rc = eval_main(["--checkpoint", str(ckpt), "--dataset", "synthetic", "--data-root",
