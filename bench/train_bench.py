@@ -17,12 +17,13 @@ import torch
 from refseg_model.config import load_config
 from refseg_model.data import open_source
 from refseg_model.ddp import DistInfo
+from refseg_model.fastpath import resolve_path
 from refseg_model.train import (
+    StepContext,
     build_dataset,
     make_loader,
     make_optimizer,
     train_step,
-    training_precision,
 )
 
 from .machine import synchronize
@@ -38,20 +39,19 @@ def train_throughput(name: str, data_root, device: torch.device, batch: int, ste
                                batch_size=batch, workers=0)
     if tcfg.expressions_per_image > 1 and batch % tcfg.expressions_per_image:
         tcfg = dataclasses.replace(tcfg, expressions_per_image=1)
+    path = resolve_path(tcfg.precision, tcfg.channels_last, device, training=True)
     model = net.model.to(device).train()
-    memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    model = model.to(memory_format=torch.channels_last if path.channels_last
+                     else torch.contiguous_format)
     source = open_source("synthetic", data_root, "train")
     dataset = build_dataset(net.config, tcfg, "highres", net.vocabulary, source)
     batches = iter(make_loader(dataset, tcfg, DistInfo(device=device), 0))
-    optimizer = make_optimizer(model, tcfg)
-    precision = training_precision(tcfg.precision, device)
-    aux = tcfg.aux_weight > 0
+    ctx = StepContext(model, model, make_optimizer(model, tcfg), tcfg, "highres", path, device)
+    precision = path.precision
     times = []
     for step in range(steps + 1):
         tick = time.perf_counter()
-        train_step(model, model, next(batches), optimizer, net.config, tcfg, "highres",
-                   precision, aux, device, memory_format, step=step)
+        train_step(ctx, next(batches), step=step)
         synchronize(device)
         if step:  # the first step warms up allocators and kernels
             times.append(time.perf_counter() - tick)

