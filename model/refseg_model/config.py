@@ -367,7 +367,10 @@ class TrainConfig:
             if not isinstance(overrides, dict) or "stages" in overrides:
                 raise ConfigError(f"TrainConfig.stages.{stage} must be a mapping of train "
                                   "fields (without 'stages')")
-            self.stages[stage] = overrides = _nest_det(overrides, f"train.stages.{stage}")
+        # older files' flat det_* overrides in the nested form (a new dict: the caller's stays)
+        self.stages = {stage: _nest_det(overrides, f"train.stages.{stage}")
+                       for stage, overrides in self.stages.items()}
+        for stage, overrides in self.stages.items():
             if overrides:
                 self.for_stage(stage)
 

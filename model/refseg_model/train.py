@@ -323,10 +323,15 @@ class RunContext:
         return val
 
     def checkpoint(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stage: str,
-                   step: int, total: int, tcfg: TrainConfig, elapsed_s: float) -> None:
-        """Validate when due, then write the checkpoints of ``step``."""
+                   step: int, total: int, tcfg: TrainConfig, started: float) -> None:
+        """Validate when due, then write the checkpoints of ``step``.
+
+        ``started`` is the ``time.perf_counter()`` at which the stage's clock began; the clock
+        stored for a resume includes the validation.
+        """
         val = self.validate(model, stage, step, total, tcfg)
-        self.checkpointer.save(model, optimizer, stage, step, elapsed_s=elapsed_s,
+        self.checkpointer.save(model, optimizer, stage, step,
+                               elapsed_s=time.perf_counter() - started,
                                stage_end=step == total, val=val)
 
 
@@ -353,7 +358,7 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
     model.to(memory_format=torch.channels_last if path.channels_last else torch.contiguous_format)
     ctx = StepContext(module, model, optimizer, tcfg, stage, path, info.device)
     batches = iter(make_loader(dataset, tcfg, info, start.step))
-    if start.step < total:
+    if info.is_main and start.step < total:
         log.info("[%s] numeric path %s (%s), optimizer %s, schedule %s, steps %d-%d", stage,
                  path.name, path.reason, tcfg.optimizer, tcfg.schedule, start.step + 1, total)
     report_every = max(1, total // 100)
@@ -364,10 +369,10 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
     while step < total:
         fraction = (time.perf_counter() - started) / budget if budget else None
         if fraction is not None and fraction >= 1.0:
-            log.info("[%s] time budget of %.0f s used up at step %d", stage, budget, step)
+            if info.is_main:
+                log.info("[%s] time budget of %.0f s used up at step %d", stage, budget, step)
             total = step
-            run.checkpoint(model, optimizer, stage, step, total, tcfg,
-                           time.perf_counter() - started)
+            run.checkpoint(model, optimizer, stage, step, total, tcfg, started)
             break
         factor = learning_rate_factor(tcfg, step, total, fraction)
         for group in optimizer.param_groups:
@@ -386,7 +391,7 @@ def train_one_stage(model: torch.nn.Module, stage: str, dataset, tcfg: TrainConf
             log.info("[%s %d/%d] loss %.4f, %.1f img/s, %.0f s", stage, step, total,
                      loss_value, img_per_s, now - started)
         if step == total or (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0):
-            run.checkpoint(model, optimizer, stage, step, total, tcfg, now - started)
+            run.checkpoint(model, optimizer, stage, step, total, tcfg, started)
 
 
 # -- stages --------------------------------------------------------------------------------

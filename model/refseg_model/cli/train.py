@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from refseg_model.backbones import BackboneWeightsError
@@ -81,23 +82,18 @@ def resolve_run_config(args: argparse.Namespace) -> RunConfig:
     iterations are passed to :func:`refseg_model.train.train` apart (:func:`stage_iters`).
     """
     run = load_config(args.config)
-    model, train_cfg = run.model, run.train
+    model = {name: getattr(args, name) for name in ("pretrained", "freeze_backbone")
+             if getattr(args, name) is not None}
     if args.backbone_weights:
-        model.backbone_weights = str(args.backbone_weights)
-    if args.pretrained is not None:
-        model.pretrained = args.pretrained
-    if args.freeze_backbone is not None:
-        model.freeze_backbone = args.freeze_backbone
-    for name in ("batch_size", "lr", "workers", "seed", "checkpoint_every", "precision",
-                 "time_budget_s"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(train_cfg, name, value)
-            for overrides in train_cfg.stages.values():
-                overrides.pop(name, None)
-    model.__post_init__()
-    train_cfg.__post_init__()
-    return run
+        model["backbone_weights"] = str(args.backbone_weights)
+    train = {name: getattr(args, name) for name in ("batch_size", "lr", "workers", "seed",
+                                                    "checkpoint_every", "precision",
+                                                    "time_budget_s")
+             if getattr(args, name) is not None}
+    stages = {stage: {k: v for k, v in overrides.items() if k not in train}
+              for stage, overrides in run.train.stages.items()}
+    return RunConfig(dataclasses.replace(run.model, **model),
+                     dataclasses.replace(run.train, **train, stages=stages))
 
 
 def stage_iters(args: argparse.Namespace) -> dict[str, int]:
