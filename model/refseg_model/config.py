@@ -278,9 +278,10 @@ class TrainConfig:
             steps (always at a stage's end) on at most ``val_max_samples`` samples; a
             ``metrics.jsonl`` line every ``log_every`` steps.
         channels_last: Train in the NHWC memory layout (oneDNN's faster CPU convolutions).
-        precision: ``auto`` (``refseg_model.fastpath.training_precision``: bf16 autocast on
-            CUDA, fp16 where the GPU has no bf16, bf16 on CPUs with AMX, float32 on every other
-            CPU, AVX-512 BF16 without AMX included), or ``fp32``, ``bf16``, ``fp16`` (CUDA).
+        precision: ``auto`` (the training policy of ``refseg_model.fastpath.auto_precision``:
+            bf16 autocast on CUDA, fp16 where the GPU has no bf16, bf16 on CPUs with AMX,
+            float32 on every other CPU, AVX-512 BF16 without AMX included), or ``fp32``,
+            ``bf16``, ``fp16`` (CUDA).
         expressions_per_image: > 1 fills a batch with that many expressions of each of
             ``batch_size / expressions_per_image`` images: one backbone pass per image.
         time_budget_s: > 0 ends each stage after that many seconds (a cosine schedule then
