@@ -94,9 +94,9 @@ class ModelConfig:
             ``"threshold_then_resize"`` (the released test script): thresholded on the square
             input, the 0/1 map resized bilinearly, every pixel > 0 foreground.
         keep_aspect: ``False``: every image is letterboxed into the ``input_height x
-            input_width`` canvas (the paper). ``True``: the network input follows each image's aspect at about
-            the same pixel budget (:meth:`input_shape_for`; the network is fully convolutional),
-            so a 16:9 camera frame is not letterboxed into a 4:3 canvas.
+            input_width`` canvas (the paper). ``True``: the network input follows each image's
+            aspect at about the same pixel budget (:meth:`input_shape_for`; the network is
+            fully convolutional), so a 16:9 camera frame is not letterboxed into a 4:3 canvas.
         context: ``"none"``: the paper's classifier, each location judged on its own.
             ``"relational"``: a second reasoning step over the classifier's hidden map that lets
             each location see the others (``network.RelationalContext``), for relations,

@@ -80,11 +80,11 @@ def test_aspect_input_keeps_the_pixel_budget(size, expected):
 
 
 def test_keep_aspect_segmenter_takes_a_16_9_frame_without_letterbox_padding():
-    cfg = load_config("tiny").model
-    cfg.vocab_size, cfg.input_height, cfg.keep_aspect = 8, 0, True
+    cfg = load_config("tiny").model  # a square input (input_height = input_width)
+    cfg.keep_aspect = True
     torch.manual_seed(0)
-    seg = Segmenter(build_model(cfg), Vocabulary.from_list(["<pad>", "<go>", "<eos>", "<unk>",
-                                                            "cup"]), cfg, compile="off",
+    seg = Segmenter(build_model(cfg, 8), Vocabulary.from_list(["<pad>", "<go>", "<eos>", "<unk>",
+                                                               "cup"]), cfg, compile="off",
                     precision="fp32")
     wide = np.zeros((72, 128, 3), np.uint8)
     boxed, meta = seg._image(wide)
@@ -136,7 +136,7 @@ def test_dataset_gives_each_image_its_aspect_input_and_augments(tmp_path):
     write_dataset(tmp_path / "ds", 8, seed=4, width=64, height=48, val_frac=0.0, test_frac=0.0,
                   progress=False, wide=(80, 48), wide_frac=0.5)
     cfg = load_config("tiny").model
-    cfg.keep_aspect, cfg.input_size, cfg.input_height = True, 64, 48
+    cfg.keep_aspect, cfg.input_width, cfg.input_height = True, 64, 48
     source = open_source("synthetic", tmp_path / "ds", "train")
     vocab = Vocabulary.build(source.expressions())
     plain = RefSegDataset(source, vocab, 64, stride=cfg.stride, input_height=48,
