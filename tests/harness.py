@@ -336,9 +336,8 @@ def make_checkpoint(path: Path, bias: float | None = None, seed: int = 0) -> Pat
     """
     vocabulary = Vocabulary.build(TINY_VOCABULARY)
     cfg = load_config("tiny").model
-    cfg.vocab_size = len(vocabulary)
     torch.manual_seed(seed)
-    model = build_model(cfg)
+    model = build_model(cfg, len(vocabulary))
     if bias is not None:
         with torch.no_grad():
             model.classifier.mlp2.weight.zero_()
