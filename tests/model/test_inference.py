@@ -41,16 +41,15 @@ def test_predict_outputs_at_original_size(checkpoint):
 
 
 def test_the_compile_probe_runs_on_the_shape_predict_feeds(tiny_config):
-    # A 4:3 network input (input_height < input_size): the probe's example was square before.
+    # A 4:3 network input (input_height < input_width): the probe's example was square before.
     from refseg_model import Segmenter
     from refseg_model.text import Vocabulary
 
-    tiny_config.vocab_size = len(VOCAB)
-    tiny_config.input_height = tiny_config.input_size * 3 // 4
-    seg = Segmenter(build_model(tiny_config), Vocabulary.from_list(VOCAB), tiny_config,
-                    device="cpu", compile="off")
+    tiny_config.input_height = tiny_config.input_width * 3 // 4
+    seg = Segmenter(build_model(tiny_config, len(VOCAB)), Vocabulary.from_list(VOCAB),
+                    tiny_config, device="cpu", compile="off")
     fed, _ = seg._image(np.zeros((30, 40, 3), np.uint8))
-    assert fed.shape[-2:] == (tiny_config.input_h, tiny_config.input_size)
+    assert fed.shape[-2:] == (tiny_config.input_height, tiny_config.input_width)
     assert seg._compiled_shape == fed.shape[-2:]   # the shape the probe measured and compiled
 
 
