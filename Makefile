@@ -78,9 +78,9 @@ $(STAMPS)/msgs: $(STAMPS)/deps $(wildcard refseg_msgs/msg/*.msg refseg_msgs/srv/
 		-DCMAKE_INSTALL_PREFIX=$(ABS_VENV) -DCMAKE_PREFIX_PATH=$(ABS_VENV) \
 		-DPython3_EXECUTABLE=$(ABS_VENV)/bin/python -DBUILD_TESTING=OFF > cmake.log 2>&1 \
 		|| (tail -40 cmake.log; $(call fail,"cmake configure of refseg_msgs; see $(MSGS_BUILD)/cmake.log"))
-	@$(MAKE) --no-print-directory -C $(MSGS_BUILD) -j$(JOBS) > $(MSGS_BUILD)/make.log 2>&1 \
+	@cmake --build $(MSGS_BUILD) -j $(JOBS) > $(MSGS_BUILD)/make.log 2>&1 \
 		|| (tail -40 $(MSGS_BUILD)/make.log; $(call fail,"compile refseg_msgs; see $(MSGS_BUILD)/make.log"))
-	@$(MAKE) --no-print-directory -C $(MSGS_BUILD) install > $(MSGS_BUILD)/install.log 2>&1 \
+	@cmake --install $(MSGS_BUILD) > $(MSGS_BUILD)/install.log 2>&1 \
 		|| $(call fail,"install refseg_msgs")
 	@cd /tmp && $(ABS_VENV)/bin/python -c 'from refseg_msgs.msg import Segmentation; from refseg_msgs.srv import Segment' \
 		|| $(call fail,"import refseg_msgs")
