@@ -82,14 +82,15 @@ def threshold_sweep(segmenter, source, *, limit: int | None = None,
             continue
         image, gt = loaded
         probs = segmenter.predict(image, sample.expression).probs
-        counts = [intersection_union(probs >= t, gt) for t in grid]
-        for t, (i, u) in zip(grid, counts):
-            metrics[t].add_counts(i, u, bool((probs >= t).any()))
+        masks = [probs >= t for t in grid]
+        areas = tuple(int(m.sum()) for m in masks)
+        counts = [intersection_union(m, gt) for m in masks]
+        for t, (i, u), area in zip(grid, counts, areas):
+            metrics[t].add_counts(i, u, area > 0)
         if records is not None:
             records.append(SampleRecord(
-                tuple(int((probs >= t).sum()) for t in grid), tuple(c[0] for c in counts),
-                tuple(c[1] for c in counts), float(probs.max()), int(probs.size),
-                bool(gt.any())))
+                areas, tuple(c[0] for c in counts), tuple(c[1] for c in counts),
+                float(probs.max()), int(probs.size), bool(gt.any())))
     if bar is not None:
         bar.close()
     return {t: m.to_dict() for t, m in metrics.items()}
