@@ -13,8 +13,10 @@ conditions of the camera table of ``docs/RESULTS.md``: :data:`PERTURBATIONS`.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -59,17 +61,51 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
-def photometric(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+@dataclass(frozen=True)
+class ExposureDraw:
+    """How :func:`photometric` draws an exposure gain (``TrainConfig.exposure``).
+
+    With probability ``prob`` an image gets a gain in ``[low, high]``: log-uniform over the whole
+    range, or, ``two_sided``, darker or brighter with equal odds and log-uniform within that side
+    (which draws the far ends of a range that is not centred on 1 more often).
+    """
+
+    low: float = 0.55
+    high: float = 1.4
+    prob: float = 0.6
+    two_sided: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.low <= 1.0 <= self.high:
+            raise ValueError(f"exposure gains need 0 < low <= 1 <= high, got "
+                             f"[{self.low}, {self.high}]")
+        if not 0.0 <= self.prob <= 1.0:
+            raise ValueError(f"exposure prob must be within [0, 1], got {self.prob}")
+
+    def draw(self, rng: np.random.Generator) -> float | None:
+        """Return a gain, or None for no exposure change."""
+        if rng.random() >= self.prob:
+            return None
+        low, high = math.log(self.low), math.log(self.high)
+        if self.two_sided:
+            low, high = (low, 0.0) if rng.random() < 0.5 else (0.0, high)
+        return float(np.exp(rng.uniform(low, high)))
+
+
+def photometric(rgb: np.ndarray, rng: np.random.Generator,
+                exposure_draw: ExposureDraw = ExposureDraw()) -> np.ndarray:
     """Return a camera-like variant of ``rgb`` (HxWx3 uint8) drawn from ``rng``.
 
     About a third of the images are left clean, so the clean picture stays in the training
-    distribution; each change is drawn independently of the others.
+    distribution; each change is drawn independently of the others. ``exposure_draw`` sets the
+    exposure gains (the default draws exactly as before it existed).
     """
     if rng.random() < 0.3:
         return rgb
     out = rgb
-    if rng.random() < 0.6:
-        out = exposure(out, float(np.exp(rng.uniform(np.log(0.55), np.log(1.4)))))
+    gain = exposure_draw.draw(rng)
+    if gain is not None:
+        out = exposure(out, gain)
     if rng.random() < 0.3:
         out = gamma(out, float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))))
     if rng.random() < 0.4:

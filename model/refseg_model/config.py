@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from refseg_model.augment import ExposureDraw
 from refseg_model.fileio import atomic_write
 
 BACKBONES = ("vgg16", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "convnet", "tiny")
@@ -291,6 +292,8 @@ class TrainConfig:
         photometric: Camera-like photometric augmentation of the training images
             (:mod:`refseg_model.augment`: exposure, gamma, white balance, noise, blur, JPEG;
             never enough to rename a colour).
+        exposure: Overrides of :class:`refseg_model.augment.ExposureDraw` (``low``, ``high``,
+            ``prob``, ``two_sided``): how the photometric augmentation draws exposure gains.
         kind_weights: Expression kind -> draw weight (e.g. ``{"relation": 3}``) of an image's
             expressions when ``expressions_per_image`` > 1 (default weight 1).
         det: The detection stage's samples and initialisation (:class:`DetConfig`).
@@ -329,6 +332,7 @@ class TrainConfig:
     det_iters: int = 25000
     det: DetConfig = field(default_factory=DetConfig)
     photometric: bool = False
+    exposure: dict[str, Any] = field(default_factory=dict)
     kind_weights: dict[str, float] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -337,6 +341,10 @@ class TrainConfig:
         if any(not isinstance(w, (int, float)) or w <= 0 for w in self.kind_weights.values()):
             raise ConfigError(f"TrainConfig.kind_weights must map kinds to positive weights, "
                               f"got {self.kind_weights!r}")
+        try:
+            ExposureDraw(**self.exposure)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"TrainConfig.exposure: {err}") from None
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from .augment import ExposureDraw
 from .checkpoint import CheckpointError, load_checkpoint, model_config_of, model_from_checkpoint
 from .checkpointer import Checkpointer, ResumeState
 from .config import (
@@ -89,7 +90,8 @@ def build_dataset(cfg: ModelConfig, tcfg: TrainConfig, stage: str, vocab, source
     return RefSegDataset(source, vocab, cfg.input_width, label=label, stride=cfg.stride,
                          max_len=cfg.max_len, input_height=cfg.input_height,
                          input_shape_for=cfg.input_shape_for if cfg.keep_aspect else None,
-                         photometric=tcfg.photometric, seed=tcfg.seed)
+                         photometric=tcfg.photometric, seed=tcfg.seed,
+                         exposure=ExposureDraw(**tcfg.exposure))
 
 
 def kind_weights(dataset, tcfg: TrainConfig) -> list[float] | None:

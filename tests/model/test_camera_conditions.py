@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from refseg_model.augment import PERTURBATIONS, perturb, photometric
-from refseg_model.config import load_config
+from refseg_model.augment import PERTURBATIONS, ExposureDraw, perturb, photometric
+from refseg_model.config import ConfigError, TrainConfig, load_config
 from refseg_model.data import open_source
 from refseg_model.data.base import RefSegDataset
 from refseg_model.ddp import GroupedBatchSampler
@@ -51,6 +51,31 @@ def test_photometric_changes_pictures_but_never_renames_a_saturated_colour():
         centres = out[16, 16::32]  # the middle of each swatch
         assert _nearest_colour_name(centres) == _nearest_colour_name(image[16, 16::32])
     assert 20 <= changed <= 55  # about a third are left clean
+
+
+def test_exposure_draw_default_is_the_old_draw_and_two_sided_favours_the_ends():
+    # the default consumes the generator exactly as the draw before ExposureDraw existed
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    for _ in range(200):
+        expected = (float(np.exp(b.uniform(np.log(0.55), np.log(1.4))))
+                    if b.random() < 0.6 else None)
+        assert ExposureDraw().draw(a) == expected
+    rng = np.random.default_rng(0)
+    two = ExposureDraw(0.55, 1.45, 0.75, two_sided=True)
+    gains = np.array([g for g in (two.draw(rng) for _ in range(4000)) if g is not None])
+    assert 0.72 < len(gains) / 4000 < 0.78
+    assert gains.min() >= 0.55 and gains.max() <= 1.45
+    assert 0.45 < (gains > 1.0).mean() < 0.55  # darker or brighter with equal odds
+    assert 0.17 < (gains >= 1.25).mean() < 0.24  # against 0.12 for the one-sided draw
+
+
+def test_exposure_config_is_checked():
+    assert TrainConfig(exposure={"high": 1.45, "two_sided": True}).to_dict()["exposure"] == {
+        "high": 1.45, "two_sided": True}
+    with pytest.raises(ConfigError, match="exposure.*low <= 1 <= high"):
+        TrainConfig(exposure={"low": 1.2})
+    with pytest.raises(ConfigError, match="exposure.*unexpected keyword"):
+        TrainConfig(exposure={"gain": 2})
 
 
 @pytest.mark.parametrize("name", sorted(PERTURBATIONS))

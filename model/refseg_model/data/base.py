@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from refseg_model.augment import photometric
+from refseg_model.augment import ExposureDraw, photometric
 from refseg_model.preprocess import coarse_labels, letterbox, letterbox_mask, normalize
 from refseg_model.text import MAX_LEN, Vocabulary
 
@@ -237,13 +237,15 @@ class RefSegDataset(Dataset):
                  label: str = "full", stride: int = 32, on_error: str | None = None,
                  max_len: int = MAX_LEN, input_height: int | None = None,
                  input_shape_for: Callable[[int, int], tuple[int, int]] | None = None,
-                 photometric: bool = False, seed: int = 0):
+                 photometric: bool = False, seed: int = 0,
+                 exposure: ExposureDraw = ExposureDraw()):
         """Wrap ``source``; ``on_error`` defaults to the source's own policy.
 
         The network input is ``input_size`` wide and ``input_height`` (default: ``input_size``)
         high, or ``input_shape_for(image_height, image_width)`` per image when given (an input of
         each image's aspect: batch images of one shape together). ``photometric`` applies
-        :func:`refseg_model.augment.photometric` to every image (training only).
+        :func:`refseg_model.augment.photometric` to every image (training only), its exposure
+        gains drawn by ``exposure``.
         """
         if label not in ("full", "coarse"):
             raise ValueError(f"label must be 'full' or 'coarse', got {label!r}")
@@ -266,6 +268,7 @@ class RefSegDataset(Dataset):
         self.max_len = max_len
         self.input_shape_for = input_shape_for
         self.photometric = photometric
+        self.exposure = exposure
         self._seed = int(seed)
         self._rngs: dict[int, np.random.Generator] = {}
         self.skipped = 0
@@ -304,7 +307,7 @@ class RefSegDataset(Dataset):
                 raise ValueError(f"input {height}x{width} for {sample.sample_id} is not a "
                                  f"multiple of stride {self.stride}")
         if self.photometric:
-            image = photometric(image, self._augment_rng())
+            image = photometric(image, self._augment_rng(), self.exposure)
         boxed, meta = letterbox(image, width, height)
         full = letterbox_mask(mask, width, height)
         target = coarse_labels(full, self.stride) if self.label == "coarse" else full
