@@ -5,7 +5,7 @@
 - :class:`NodeProcess`: ``python -m <module> --ros-args ...`` with its output in a log file;
 - :class:`Graph`: a peer node in this process whose executor spins in a background thread, with
   :class:`Collector` (messages of one topic), reliable publishers that wait for their
-  subscribers, service calls and lifecycle state;
+  subscribers, service calls and lifecycle state, and the destruction of what a caller created;
 - :func:`wait_until`: every wait has a deadline, nothing sleeps for a fixed time;
 - :func:`make_checkpoint`: a tiny real checkpoint (random weights or a constant answer).
 
@@ -249,6 +249,26 @@ class Graph:
         values = self.call(GetParameters, f"/{node_name}/get_parameters",
                            GetParameters.Request(names=list(names))).values
         return {n: parameter_value_to_python(v) for n, v in zip(names, values)}
+
+    def entities(self) -> set:
+        """Return the publishers and subscriptions the peer node holds now."""
+        return {*self.node.publishers, *self.node.subscriptions}
+
+    def destroy_entities_since(self, kept: set) -> int:
+        """Destroy the publishers and subscriptions not in ``kept`` (from :meth:`entities`).
+
+        Return how many were destroyed. A publisher or collector left on a camera topic
+        changes what a later node and camera see there: ``image_qos: auto`` subscribes
+        reliable to follow a reliable publisher left behind, and a camera's
+        ``wait_for_subscribers`` is satisfied by a collector left behind.
+        """
+        gone = self.entities() - kept
+        for entity in gone:
+            if entity in set(self.node.publishers):
+                self.node.destroy_publisher(entity)
+            else:
+                self.node.destroy_subscription(entity)
+        return len(gone)
 
     def close(self):
         """Stop spinning and destroy the node (and the context when this graph owns it)."""

@@ -52,11 +52,25 @@ def ros_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def graph(ros_env):
+def session_graph(ros_env):
     """Yield a peer node in this process (one rclpy context for the session)."""
     g = Graph(f"refseg_test_peer_{os.getpid()}")
     yield g
     g.close()
+
+
+@pytest.fixture(scope="module")
+def graph(session_graph):
+    """Yield the session's peer node; what a test module creates on it goes at the module's end.
+
+    Publishers and collectors left by one module would change what the next module's nodes see:
+    a reliable publisher left on ``/camera/image_raw`` turned a later node's ``image_qos: auto``
+    reliable, and best-effort collectors left there satisfied a later camera's
+    ``wait_for_subscribers`` before that node was matched (best-effort frames lost).
+    """
+    kept = session_graph.entities()
+    yield session_graph
+    session_graph.destroy_entities_since(kept)
 
 
 @pytest.fixture(scope="module")
