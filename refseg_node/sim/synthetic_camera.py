@@ -15,7 +15,14 @@ Parameters: ``scene`` (``demo``: the scene where "the red cup on the left" has o
 (``sensor_data`` or ``reliable``), ``scene_period`` (seconds between new random scenes, 0 =
 keep one), ``source`` (a folder of images or a video file to replay instead of the world; images
 only, no depth), ``loop`` (replay again from the start at the end), ``wait_for_subscribers``
-(publish nothing until that many subscriptions match the image topic; 0 = start at once).
+(publish nothing until that many subscriptions match the image topic; 0 = start at once),
+``wait_for_node`` (publish nothing until that node, e.g. ``refseg`` or ``/head/refseg``: a name
+relative to the camera's namespace or a full one, has a subscription on the image topic that the
+camera's QoS can serve, and every such subscription in the graph is matched; empty = no wait).
+``wait_for_subscribers`` counts any subscriber: a viewer or a recorder already on the topic
+satisfies it before the node that should get the first frame is matched, and a subscription
+whose QoS the camera cannot serve (a reliable one, for the best-effort default) never matches;
+``wait_for_node`` waits for the one that matters. With both, both must hold.
 
 The shipped Fast DDS profile (``config/fastdds.xml``) is applied unless the user set one, so
 its best-effort 640x480 frames arrive on one host.
@@ -43,7 +50,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -182,6 +189,8 @@ class SyntheticCamera(Node):
         self.loop = bool(declare("loop", True).value)
         self.frame_id = declare("frame_id", FRAME_ID).value
         self.wait_for_subscribers = int(declare("wait_for_subscribers", 0).value)
+        self.wait_for_node = full_node_name(declare("wait_for_node", "").value,
+                                            self.get_namespace())
         self.motion = declare("motion", "none").value
         self.pan_amplitude = float(declare("pan_amplitude", 4.0).value)
         self.pan_period = float(declare("pan_period", 4.0).value)
@@ -201,6 +210,7 @@ class SyntheticCamera(Node):
             raise SourceError(f"rate must be > 0 Hz, got {rate}")
         qos = (qos_profile_sensor_data if qos_name == "sensor_data"
                else QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+        self.qos = qos
         self.image_pub = self.create_publisher(Image, IMAGE_TOPIC, qos)
         self.depth_pub = self.create_publisher(Image, DEPTH_TOPIC, qos)
         self.info_pub = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos)
@@ -271,13 +281,38 @@ class SyntheticCamera(Node):
             self.get_logger().warning(f"could not publish on {publisher.topic_name}: {err}",
                                       throttle_duration_sec=5.0)
 
-    def _tick(self) -> None:
+    def _node_matched(self) -> bool:
+        """Return whether ``wait_for_node``'s image subscription is matched.
+
+        The graph names the subscriptions' nodes, the publisher only counts its matches: the
+        node's subscription must be in the graph with a QoS this publisher serves, and the
+        publisher matched with at least as many subscriptions as the graph has such ones.
+        """
+        served = [info for info in self.get_subscriptions_info_by_topic(self.image_pub.topic_name)
+                  if serves(self.qos, info.qos_profile)]
+        named = any(full_node_name(info.node_name, info.node_namespace) == self.wait_for_node
+                    for info in served)
+        return named and self.image_pub.get_subscription_count() >= len(served)
+
+    def _waiting(self) -> bool:
+        """Return whether to publish nothing yet (``wait_for_subscribers``, ``wait_for_node``)."""
+        if not (self.wait_for_subscribers or self.wait_for_node):
+            return False
         if self.wait_for_subscribers:
             if self.image_pub.get_subscription_count() < self.wait_for_subscribers:
-                return
-            self.get_logger().info(f"{self.wait_for_subscribers} subscriber(s) matched: "
-                                   "publishing")
-            self.wait_for_subscribers = 0
+                return True
+        if self.wait_for_node and not self._node_matched():
+            return True
+        matched = self.image_pub.get_subscription_count()
+        waited = (f"{self.wait_for_node}'s subscription" if self.wait_for_node
+                  else f"{self.wait_for_subscribers} subscriber(s)")
+        self.get_logger().info(f"{waited} matched ({matched} in all): publishing")
+        self.wait_for_subscribers, self.wait_for_node = 0, ""
+        return False
+
+    def _tick(self) -> None:
+        if self._waiting():
+            return
         stamp = self.get_clock().now().to_msg()
         if self.source is not None:
             rgb = self.source.read(self.loop)
@@ -308,6 +343,31 @@ class SyntheticCamera(Node):
         self._publish(self.info_pub, self.info_msg)
         self._publish(self.image_pub, frame.image)
         self.frames_published += 1
+
+
+def serves(publisher: QoSProfile, subscription: QoSProfile) -> bool:
+    """Return whether a publisher of QoS ``publisher`` can match ``subscription``.
+
+    Reliability and durability decide (a best-effort publisher serves best-effort subscriptions
+    only, a volatile one volatile subscriptions only). rclpy's ``qos_check_compatible`` is no
+    help here: the graph reports unset deadlines and lease durations as infinite, which it
+    takes for set ones.
+    """
+    reliable = (publisher.reliability == ReliabilityPolicy.RELIABLE
+                or subscription.reliability == ReliabilityPolicy.BEST_EFFORT)
+    durable = (publisher.durability == DurabilityPolicy.TRANSIENT_LOCAL
+               or subscription.durability == DurabilityPolicy.VOLATILE)
+    return reliable and durable
+
+
+def full_node_name(name: str, namespace: str) -> str:
+    """Return ``name`` as a full node name (``/ns/name``); relative names are in ``namespace``.
+
+    An empty ``name`` stays empty.
+    """
+    if not name or name.startswith("/"):
+        return name
+    return f"{namespace.rstrip('/')}/{name}"
 
 
 def main(args=None) -> int:
