@@ -42,7 +42,10 @@ def _count_best_effort_frames(graph, node, segs, start_node):
     from std_msgs.msg import String
 
     wait_active(graph, node)
-    camera = start_node({"wait_for_subscribers": 1}, module="refseg_node.sim.synthetic_camera",
+    # The camera publishes once the node's image subscription is matched: every frame it counts
+    # could reach the node. (wait_for_subscribers counts any subscriber, e.g. one another test
+    # left on /camera/image_raw.)
+    camera = start_node({"wait_for_node": "refseg"}, module="refseg_node.sim.synthetic_camera",
                         name="be_camera")
     graph.publisher(String, "/refseg/query").publish(String(data="the green ball"))
     wait_until(lambda: len(segs.find(lambda m: m.mask.width == 640)) >= 3, 120.0,
@@ -54,12 +57,17 @@ def _count_best_effort_frames(graph, node, segs, start_node):
     assert graph.change_state(Transition.TRANSITION_DEACTIVATE)
     node.wait_log("since activate", after=mark)
     received = int(re.search(r"(\d+) frames received", node.log()[mark:]).group(1))
-    assert "image_raw (Image, best effort)" in node.log()
-    # With the shipped profile: 46/46 alone on Kilted and Jazzy; 46/57, 49/60 and 45/70 inside
-    # the whole Kilted suite after test_node_graph (2026-12-03: an open defect, probably frames
-    # published before the node is matched, since an earlier test's subscriber satisfies
-    # wait_for_subscribers); without the profile, 0-22 of 60 (ENVIRONMENT.md).
-    assert published >= 20 and received >= 0.5 * published, (received, published)
+    assert "/refseg's subscription matched" in camera.log()
+    assert "inputs /camera/image_raw (Image, best effort)" in node.log()
+    # With the shipped profile: 46/46 alone on Kilted and Jazzy; without it, 0-22 of 60
+    # (ENVIRONMENT.md). Inside the whole Kilted suite this test once got 46/57, 49/60 and 45/70:
+    # the frames lost were the first ones. Earlier modules left, on the session's peer node, a
+    # reliable publisher on /camera/image_raw (test_node_graph), which turned this node's
+    # image_qos auto reliable until its next 1 s look at the publishers after the camera came,
+    # and best-effort collectors there (sim/test_synthetic_camera), which satisfied the camera's
+    # wait_for_subscribers at once. The graph fixture now destroys what a module created, and the
+    # camera waits for this node's subscription (wait_for_node).
+    assert published >= 20 and received >= 0.9 * published, (received, published)
     seg = segs.find(lambda m: m.mask.width == 640)[-1]
     assert seg.header.frame_id == "camera_color_optical_frame" and seg.found
 
