@@ -42,10 +42,16 @@ else
       --val-split val "${lr[@]}" "${init[@]}" "${resume[@]}"
 fi
 
-# 3. Calibrate the threshold on 1,000 validation samples, then ship (weights, config,
-#    vocabulary and threshold; no optimiser state).
+# 3. Calibrate the threshold and the found rule on 1,000 validation samples at the camera's
+#    640x480 (80 scenes of seed 5151, no scene shared with training or the evaluation sets), then
+#    ship (weights, config, vocabulary, threshold and found rule; no optimiser state).
+#    INPUT=WxH ships the network at another input size (docs/RESULTS.md: 384x288).
 device=cpu; [ $GPU = 1 ] && device=cuda
-python tools/ship_default.py "$RUN/last.pt" "$RUN/final.pt"
-refseg-calibrate --checkpoint "$RUN/final.pt" --dataset synthetic --data-root "$DATA" \
+VAL=${VAL:-data/val_640}
+[ -f "$VAL/meta.json" ] || refseg-synth --out "$VAL" --num-images 80 --seed 5151 --width 640 \
+    --height 480 --workers $workers --val-frac 0.999 --test-frac 0
+input=(); [ -n "${INPUT:-}" ] && input=(--input "$INPUT")
+python tools/ship_default.py "$RUN/last.pt" "$RUN/final.pt" "${input[@]}"
+refseg-calibrate --checkpoint "$RUN/final.pt" --dataset synthetic --data-root "$VAL" \
     --split val --limit 1000 --device $device --write
 python tools/ship_default.py "$RUN/final.pt" model/refseg_model/weights/tabletop.pt

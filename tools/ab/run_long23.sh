@@ -28,9 +28,9 @@ if [ "${1:-train}" = train ]; then
   exit 0
 fi
 
-for arm in L X; do
+for arm in ${ARMS:-L X}; do
   python tools/ship_default.py "$OUT/$arm/last.pt" "$OUT/$arm/final.pt"
-  refseg-calibrate --checkpoint "$OUT/$arm/final.pt" --dataset synthetic --data-root data/synth_v2 \
+  refseg-calibrate --checkpoint "$OUT/$arm/final.pt" --dataset synthetic --data-root data/val_640 \
       --split val --limit 1000 --write > "$OUT/$arm.calibrate.log" 2>&1
   python tools/robustness.py --checkpoint "$OUT/$arm/final.pt" --data-root data/eval_640 \
       --wide-root data/eval_720 --limit 600 --out "$OUT/$arm.robustness.json" \
