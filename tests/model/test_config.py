@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+import torch
 import yaml
 
 from refseg_model import default_checkpoint_path
@@ -187,10 +188,15 @@ def test_the_old_tiny_preset_and_its_new_form_are_the_same_run(tmp_path):
     assert load_config(path) == new
 
 
-def test_the_shipped_checkpoint_written_with_the_old_names_loads():
+def test_a_checkpoint_written_with_the_old_names_loads(tmp_path):
+    # the shipped weights up to 2026-12-03 stored input_size (the width) instead of input_width
     payload = load_checkpoint(default_checkpoint_path())
-    assert "input_size" in payload["model_config"]  # written before the rename
-    cfg = model_config_of(payload)
-    assert (cfg.input_width, cfg.input_height) == (320, 240)
-    assert cfg.vocab_size == len(payload["vocabulary"])
-    assert RunConfig(cfg).model.input_shape == (240, 320)
+    width, height = payload["model_config"]["input_width"], payload["model_config"]["input_height"]
+    payload["model_config"]["input_size"] = payload["model_config"].pop("input_width")
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert "input_size" in old["model_config"] and "input_width" not in old["model_config"]
+    cfg = model_config_of(old)
+    assert (cfg.input_width, cfg.input_height) == (width, height) == (384, 288)
+    assert cfg.vocab_size == len(old["vocabulary"])
+    assert RunConfig(cfg).model.input_shape == (288, 384)
