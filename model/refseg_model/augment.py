@@ -5,9 +5,9 @@ exposure (gain 0.55-1.4 by default; :class:`ExposureDraw`, ``TrainConfig.exposur
 ``tabletop`` preset draws 0.55-1.45, as often brighter as darker), gamma (0.8-1.25), a small
 white-balance shift (red and blue gains within +-8%), sensor noise (sigma up to 9 grey levels), a
 Gaussian blur (up to 7x7) and JPEG compression (quality 30-90). None of them can rename a colour:
-gains and gamma act on every channel alike (hue is kept where nothing clips), and the white-
-balance shift is a few percent, far smaller than the distance between the world's colour names
-(``synth/objects.py``).
+gains and gamma act on every channel alike (hue is kept where nothing clips), and the
+white-balance shift is a few percent, far smaller than the distance between the world's colour
+names (``synth/objects.py``).
 
 Scoring (``refseg-eval --perturb NAME``) applies one fixed condition to every image, the
 conditions of the camera table of ``docs/RESULTS.md``: :data:`PERTURBATIONS`.
