@@ -263,8 +263,9 @@ class Graph:
         ``wait_for_subscribers`` is satisfied by a collector left behind.
         """
         gone = self.entities() - kept
+        publishers = set(self.node.publishers)
         for entity in gone:
-            if entity in set(self.node.publishers):
+            if entity in publishers:
                 self.node.destroy_publisher(entity)
             else:
                 self.node.destroy_subscription(entity)

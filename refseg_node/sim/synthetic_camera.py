@@ -298,9 +298,8 @@ class SyntheticCamera(Node):
         """Return whether to publish nothing yet (``wait_for_subscribers``, ``wait_for_node``)."""
         if not (self.wait_for_subscribers or self.wait_for_node):
             return False
-        if self.wait_for_subscribers:
-            if self.image_pub.get_subscription_count() < self.wait_for_subscribers:
-                return True
+        if self.image_pub.get_subscription_count() < self.wait_for_subscribers:
+            return True
         if self.wait_for_node and not self._node_matched():
             return True
         matched = self.image_pub.get_subscription_count()
