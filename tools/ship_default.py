@@ -2,10 +2,14 @@
 
 python tools/ship_default.py runs/tabletop/best.pt model/refseg_model/weights/tabletop.pt
 python tools/ship_default.py runs/tabletop/last.pt runs/final/final384.pt --input 384x288
+python tools/ship_default.py tabletop.pt runs/ab/init_landmark.pt --context landmark
 
 ``--input WxH`` sets the network's input size (the network is fully convolutional: the same
 weights run at any multiple of the stride; a larger input helps small objects, at the cost of
 the pixels). The calibrated threshold of the source is dropped then: calibrate again.
+``--context landmark`` adds the landmark grounding (``network.LandmarkGrounding``) to a network
+with the relational context, its new convolution at zero: the network answers as before, and a
+warm start (``refseg-train --init``) trains the block.
 """
 
 import argparse
@@ -18,6 +22,7 @@ from refseg_model.checkpoint import (
     preprocessing_dict,
     save_inference_checkpoint,
 )
+from refseg_model.network import build_model
 
 
 def with_input(payload: dict, width: int, height: int) -> dict:
@@ -33,12 +38,32 @@ def with_input(payload: dict, width: int, height: int) -> dict:
     return out
 
 
+def with_context(payload: dict, context: str) -> dict:
+    """Return ``payload`` with its network's ``context`` changed; new layers keep their start."""
+    old = model_config_of(payload)
+    if context == old.context:
+        return payload
+    if old.context == "none" or context == "none":
+        raise ValueError(f"--context {context}: only a network with a context block can gain "
+                         f"or lose the landmark grounding (this one has {old.context!r})")
+    cfg = dataclasses.replace(old, context=context)
+    model = build_model(cfg, vocabulary=payload["vocabulary"])
+    state = model.state_dict()
+    unknown = sorted(set(payload["state_dict"]) - set(state))
+    if unknown:
+        raise ValueError(f"--context {context}: weights with no place: {unknown}")
+    state.update(payload["state_dict"])
+    return dict(payload, model_config=cfg.to_dict(), state_dict=state)
+
+
 def main(argv=None) -> int:
     """Read ``SRC``, write ``DST`` (float32 weights, written atomically), print its size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src")
     parser.add_argument("dst")
     parser.add_argument("--input", help="network input WxH, e.g. 384x288")
+    parser.add_argument("--context", choices=("relational", "landmark"),
+                        help="change the network's context block (see above)")
     args = parser.parse_args(argv)
     payload = load_checkpoint(args.src)
     if args.input:
@@ -48,6 +73,11 @@ def main(argv=None) -> int:
             parser.error(f"--input {args.input!r}: expected WxH, e.g. 384x288")
         try:
             payload = with_input(payload, width, height)
+        except ValueError as err:
+            parser.error(str(err))
+    if args.context:
+        try:
+            payload = with_context(payload, args.context)
         except ValueError as err:
             parser.error(str(err))
     path = save_inference_checkpoint(payload, args.dst)

@@ -184,7 +184,7 @@ def model_from_checkpoint(payload: dict[str, Any], path: str | Path = "<checkpoi
         raise CheckpointError(f"{path}: model_config.vocab_size {cfg.vocab_size} differs from "
                               f"the stored vocabulary's {len(payload['vocabulary'])} words")
     try:
-        model = build_model(cfg, len(payload["vocabulary"]))
+        model = build_model(cfg, vocabulary=payload["vocabulary"])
     except ConfigError as err:
         raise CheckpointError(f"{path}: its model_config does not describe a buildable "
                               f"network: {err}") from err

@@ -33,7 +33,7 @@ BACKBONES = ("vgg16", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "c
 SPATIAL_VARIANTS = ("xy2", "xy8", "none")
 FUSIONS = ("concat", "concat_product")
 DECODERS = ("none", "skip")
-CONTEXTS = ("none", "relational")
+CONTEXTS = ("none", "relational", "landmark")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # numeric paths: training and inference
@@ -102,6 +102,10 @@ class ModelConfig:
             ``"relational"``: a second reasoning step over the classifier's hidden map that lets
             each location see the others (``network.RelationalContext``), for relations,
             positions and size words.
+            ``"landmark"``: the same, and the landmark of a relation ("the cup next to *the
+            bowl*": the words after the last relation word) grounded by the same classifier
+            on its own, its map turned into near / left / right / above / below / present
+            channels that the reasoning step reads (``network.LandmarkGrounding``).
 
     The field defaults are a neutral base for the presets, not a network of their own: neither
     the paper's (``paper``) nor the shipped one (``tabletop``); every preset sets the fields it

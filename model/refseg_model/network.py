@@ -152,14 +152,71 @@ class RelationalContext(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Return the hidden map with the context added (same shape)."""
-        x = F.relu(self.reduce(hidden))
+    def forward(self, hidden: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the hidden map with the context added (same shape).
+
+        ``extra`` (B x dim x h x w, optional) is added to the reduced map before the
+        dilated convolutions: what :class:`LandmarkGrounding` says about the landmark.
+        """
+        x = self.reduce(hidden)
+        x = F.relu(x if extra is None else x + extra)
         for conv in self.context:
             x = F.relu(conv(x))
         pooled = F.relu(self.pooled(torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3))], dim=1)))
         pooled = pooled[:, :, None, None].expand(-1, -1, *x.shape[-2:])
         return F.relu(hidden + self.out(torch.cat([x, pooled], dim=1)))
+
+
+LANDMARK_SPLIT_WORDS = ("to", "of", "behind", "beside", "near")
+"""The words after which a relation's landmark is named: "next *to*", "left *of*", "in front
+*of*", "*behind*", "*beside*", "*near*". The landmark is what follows the last of them."""
+
+
+class LandmarkGrounding(nn.Module):
+    """Ground a relation's landmark on its own and tell the reasoning step where it is.
+
+    One sentence vector has to carry both the target and the landmark of "the cup next to the
+    blue bowl", and the error analysis of ``docs/RESULTS.md`` showed the model grounding the
+    noun and not checking the landmark (another cup picked, and "found" answered for a relation
+    to a bowl that is not there). Here the landmark's words (those after the last word of
+    :data:`LANDMARK_SPLIT_WORDS`; none: no landmark) go through the same expression encoder,
+    classifier and context block as a command of their own ("the blue bowl", a kind the
+    network grounds well), and the landmark's probability map becomes :data:`CHANNELS`
+    channels at each location: the map itself, a landmark near (within 3 cells), somewhere to
+    the left / right / above / below in the picture (cumulative maxima), the landmark's peak
+    over the whole map (is it there at all?) and a flag saying the command has a landmark. A
+    1x1 convolution, zero at the start (a warm start answers exactly as before), adds them to
+    the reasoning step's input (:class:`RelationalContext`).
+    """
+
+    CHANNELS = 8
+
+    def __init__(self, dim: int, split_ids: list[int]) -> None:
+        """Build the block; ``split_ids``: the vocabulary ids of the split words."""
+        super().__init__()
+        self.register_buffer("split_ids", torch.tensor(sorted(split_ids), dtype=torch.long),
+                             persistent=False)
+        self.inject = nn.Conv2d(self.CHANNELS, dim, 1)
+        nn.init.zeros_(self.inject.weight)
+        nn.init.zeros_(self.inject.bias)
+
+    def split(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the landmark's tokens (left-padded, B x T) and which rows have one (B)."""
+        steps = torch.arange(tokens.shape[1], device=tokens.device)
+        is_split = torch.isin(tokens, self.split_ids)
+        last = torch.where(is_split, steps, -1).amax(dim=1)
+        has = (last >= 0) & (last < tokens.shape[1] - 1)
+        return torch.where(steps[None] > last[:, None], tokens, 0), has
+
+    @staticmethod
+    def channels(prob: torch.Tensor) -> torch.Tensor:
+        """Return the B x 8 x h x w channels of a B x 1 x h x w landmark probability map."""
+        right = prob.flip(-1).cummax(-1).values.flip(-1)  # a landmark here or to the right
+        below = prob.flip(-2).cummax(-2).values.flip(-2)
+        return torch.cat([prob, F.max_pool2d(prob, 7, stride=1, padding=3),
+                          prob.cummax(-1).values, right, prob.cummax(-2).values, below,
+                          prob.amax(dim=(2, 3), keepdim=True).expand_as(prob),
+                          torch.ones_like(prob)], dim=1)
 
 
 def _conv3x3_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -205,8 +262,11 @@ class SkipDecoder(nn.Module):
 class TextObjSegModel(nn.Module):
     """Segmentation from a natural language expression (Hu, Rohrbach, Darrell, 2016)."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
-        """Build every part from ``cfg``; ``cfg.vocab_size`` must be set (:func:`build_model`)."""
+    def __init__(self, cfg: ModelConfig, vocabulary: list[str] | None = None) -> None:
+        """Build every part from ``cfg``; ``cfg.vocab_size`` must be set (:func:`build_model`).
+
+        ``vocabulary`` (the words, in id order) is needed by ``context: landmark`` only.
+        """
         super().__init__()
         if cfg.vocab_size <= 0:
             raise ConfigError("ModelConfig.vocab_size must be set: build_model(cfg, vocab_size)")
@@ -219,7 +279,17 @@ class TextObjSegModel(nn.Module):
         product = cfg.feat_dim if cfg.fusion == "concat_product" else 0
         self.classifier = Classifier(cfg.feat_dim + cfg.spatial_channels + cfg.text_dim + product,
                                      cfg.cls_dim)
-        self.context = RelationalContext(cfg.cls_dim) if cfg.context == "relational" else None
+        self.context = RelationalContext(cfg.cls_dim) if cfg.context != "none" else None
+        self.landmark = None
+        if cfg.context == "landmark":
+            if vocabulary is None or len(vocabulary) != cfg.vocab_size:
+                raise ConfigError("context landmark needs the vocabulary: build_model(cfg, "
+                                  "vocabulary=words)")
+            ids = [i for i, word in enumerate(vocabulary) if word in LANDMARK_SPLIT_WORDS]
+            if not ids:
+                raise ConfigError(f"context landmark: the vocabulary has none of the relation "
+                                  f"words {LANDMARK_SPLIT_WORDS}")
+            self.landmark = LandmarkGrounding(self.context.reduce.out_channels, ids)
         if cfg.decoder == "skip":
             taps = {stride: channels for stride, channels in self.backbone.taps.values()}
             if 4 not in taps or 2 not in taps or cfg.stride < 8:
@@ -276,7 +346,28 @@ class TextObjSegModel(nn.Module):
     def _hidden(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Return the classifier's hidden map (after the relational context, when there is one)."""
         hidden = F.relu(self.classifier.mlp1(self._fused(features, tokens)))
-        return hidden if self.context is None else self.context(hidden)
+        if self.context is None:
+            return hidden
+        extra = None if self.landmark is None else self._landmark_input(features, tokens)
+        return self.context(hidden, extra)
+
+    def _landmark_input(self, features: torch.Tensor, tokens: torch.Tensor
+                        ) -> torch.Tensor | None:
+        """Return what :class:`LandmarkGrounding` adds to the context's input (None: nothing).
+
+        Only the rows whose command names a landmark pay for its second pass.
+        """
+        landmark_tokens, has = self.landmark.split(tokens)
+        rows = has.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return None
+        hidden = F.relu(self.classifier.mlp1(self._fused(features[rows],
+                                                         landmark_tokens[rows])))
+        prob = torch.sigmoid(self.classifier.mlp2(self.context(hidden)).float())
+        channels = self.landmark.channels(prob)
+        full = channels.new_zeros((tokens.shape[0], *channels.shape[1:]))
+        full = full.index_copy(0, rows, channels)
+        return self.landmark.inject(full.to(features.dtype))
 
     def _fused(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Return [visual, spatial, tiled text (, visual * text)] at each location."""
@@ -330,15 +421,19 @@ class TextObjSegModel(nn.Module):
                              align_corners=False)
 
 
-def build_model(cfg: ModelConfig, vocab_size: int | None = None) -> TextObjSegModel:
+def build_model(cfg: ModelConfig, vocab_size: int | None = None, *,
+                vocabulary: list[str] | None = None) -> TextObjSegModel:
     """Return the network described by ``cfg`` for a vocabulary of ``vocab_size`` words.
 
     ``cfg`` is not changed: the network's own ``config`` is a copy with ``vocab_size`` set.
-    ``vocab_size=None`` takes ``cfg.vocab_size`` (a configuration read from a checkpoint).
+    ``vocab_size=None`` takes ``cfg.vocab_size`` (a configuration read from a checkpoint), or
+    the length of ``vocabulary`` (the words; ``context: landmark`` needs them).
     """
+    if vocab_size is None and vocabulary is not None:
+        vocab_size = len(vocabulary)
     if vocab_size is not None:
         cfg = dataclasses.replace(cfg, vocab_size=int(vocab_size))
-    return TextObjSegModel(cfg)
+    return TextObjSegModel(cfg, vocabulary)
 
 
 EMBEDDING_WEIGHT = "expression_encoder.embedding.weight"

@@ -520,7 +520,7 @@ def _train(run: RunConfig, data, out_dir, options: TrainOptions, stages: list[st
     else:
         if stages[0] == "highres":
             log.warning("stage highres without --init: starting from random initialisation")
-        model = build_model(cfg, len(vocab))
+        model = build_model(cfg, vocabulary=vocab.to_list())
         start = ResumeState(fresh_model=True)
     model.to(info.device)
 
