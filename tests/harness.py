@@ -349,16 +349,19 @@ def wait_active(graph: Graph, process: NodeProcess, timeout: float = START_DEADL
     wait_until(active, timeout, f"the {node_name} node to become active")
 
 
-def make_checkpoint(path: Path, bias: float | None = None, seed: int = 0) -> Path:
+def make_checkpoint(path: Path, bias: float | None = None, seed: int = 0,
+                    context: str = "none") -> Path:
     """Write a tiny random-initialised refseg checkpoint (the ``tiny`` preset).
 
     With ``bias`` the classifier's last layer outputs that constant logit everywhere (weights
     zeroed): +6 segments the whole image, -6 nothing. A real checkpoint either way.
+    ``context``: the network's context block (``ModelConfig.context``).
     """
     vocabulary = Vocabulary.build(TINY_VOCABULARY)
     cfg = load_config("tiny").model
+    cfg.context = context
     torch.manual_seed(seed)
-    model = build_model(cfg, len(vocabulary))
+    model = build_model(cfg, vocabulary=vocabulary.to_list())
     if bias is not None:
         with torch.no_grad():
             model.classifier.mlp2.weight.zero_()

@@ -45,3 +45,26 @@ def test_ship_refuses_an_input_off_the_stride(tmp_path, bad):
     done = ship(str(src), str(tmp_path / "out.pt"), "--input", bad)
     assert done.returncode != 0 and not (tmp_path / "out.pt").exists()
     assert "input" in done.stderr
+
+
+def test_ship_adds_the_landmark_grounding_and_answers_as_before(tmp_path):
+    src = make_checkpoint(tmp_path / "relational.pt", seed=4, context="relational")
+    out = tmp_path / "landmark.pt"
+    done = ship(str(src), str(out), "--context", "landmark")
+    assert done.returncode == 0, done.stderr
+    payload = load_checkpoint(out)
+    assert payload["model_config"]["context"] == "landmark"
+    assert "landmark.inject.weight" in payload["state_dict"]
+    rgb = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    before = Segmenter.from_checkpoint(src, device="cpu", precision="fp32")
+    after = Segmenter.from_checkpoint(out, device="cpu", precision="fp32")
+    for text in ("the blue bottle next to the box", "the red cup"):
+        np.testing.assert_array_equal(after.predict(rgb, text).probs,
+                                      before.predict(rgb, text).probs)
+
+
+def test_ship_refuses_the_landmark_grounding_without_a_context_block(tmp_path):
+    src = make_checkpoint(tmp_path / "plain.pt")
+    done = ship(str(src), str(tmp_path / "out.pt"), "--context", "landmark")
+    assert done.returncode != 0 and not (tmp_path / "out.pt").exists()
+    assert "context block" in done.stderr
