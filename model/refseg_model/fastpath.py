@@ -234,18 +234,6 @@ def resolve_path(precision: str = "auto", channels_last: bool | None = None,
     return NumericPath(precision, channels_last, False, reason)
 
 
-def _float32_forward(module: torch.nn.Module, forward):
-    """Return ``forward`` of ``module`` run outside autocast, on float32 inputs."""
-    @functools.wraps(forward)
-    def run(*args, **kwargs):
-        device_type = next(module.parameters()).device.type
-        with torch.autocast(device_type=device_type, enabled=False):
-            args = [a.float() if torch.is_tensor(a) and a.is_floating_point() else a
-                    for a in args]
-            return forward(*args, **kwargs)
-    return run
-
-
 LOW_PRECISION_LAYERS = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
 FLOAT32_LAYERS = (torch.nn.RNNBase, torch.nn.Embedding)
 
@@ -255,7 +243,7 @@ def prepare_model(model: torch.nn.Module, path: NumericPath) -> torch.nn.Module:
 
     For ``bf16`` / ``fp16`` the weights of convolutions and linear layers are converted once
     (autocast would cast them on every forward pass); batch norm, the embedding and the
-    recurrent layers stay float32 (the LSTM also runs outside autocast). Parameter names are
+    recurrent layers stay float32 (the network runs its LSTM outside autocast). Parameter names are
     unchanged. Returns ``model``.
     """
     if path.channels_last:
@@ -264,8 +252,6 @@ def prepare_model(model: torch.nn.Module, path: NumericPath) -> torch.nn.Module:
         float32_ids = {id(p) for m in model.modules() if isinstance(m, FLOAT32_LAYERS)
                        for p in m.parameters()}
         for module in model.modules():
-            if isinstance(module, torch.nn.RNNBase) and "forward" not in vars(module):
-                module.forward = _float32_forward(module, module.forward)
             if isinstance(module, LOW_PRECISION_LAYERS):
                 for param in module.parameters(recurse=False):
                     if id(param) not in float32_ids:

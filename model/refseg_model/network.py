@@ -108,8 +108,15 @@ class ExpressionEncoder(nn.Module):
             self.lstm.bias_hh_l0[hidden:2 * hidden].zero_()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Return B x Dtext unit vectors for B x T token ids."""
-        _, (hidden, _) = self.lstm(self.embedding(tokens))
+        """Return B x Dtext unit vectors for B x T token ids.
+
+        The LSTM runs in float32 outside any autocast, in training and inference alike: it is
+        a few hundred FLOPs per word, its recurrence is where low precision hurts, and oneDNN
+        has no bf16 LSTM on CPUs without native bf16 (AVX2 only), where it would fail.
+        """
+        embedded = self.embedding(tokens).float()
+        with torch.autocast(device_type=tokens.device.type, enabled=False):
+            _, (hidden, _) = self.lstm(embedded)
         return F.normalize(hidden[-1], dim=1)
 
 

@@ -174,10 +174,19 @@ def _synthetic_frames(root, count):
     return frames
 
 
+def _log_odds(probs):
+    probs = np.clip(probs.astype(np.float64), 1e-12, 1 - 1e-12)
+    return np.log(probs / (1 - probs))
+
+
 def _agreement(reference: Segmenter, fast: Segmenter, frames, median_threshold: bool):
-    """Return the overall IoU and the mean foreground fraction of ``fast`` against fp32."""
+    """Return the overall IoU, the mean foreground fraction and the logits' relative error.
+
+    The relative error is that of ``fast``'s log-odds against fp32's, each frame's centred on
+    its median: the size of the numeric difference against the spread of the map.
+    """
     inter = union = 0
-    foreground = []
+    foreground, error, spread = [], 0.0, 0.0
     for rgb, expression in frames:
         ref = reference.predict(rgb, expression)
         threshold = float(np.median(ref.probs)) if median_threshold else None
@@ -187,7 +196,10 @@ def _agreement(reference: Segmenter, fast: Segmenter, frames, median_threshold: 
         inter += int(np.logical_and(ref.mask, got.mask).sum())
         union += int(np.logical_or(ref.mask, got.mask).sum())
         foreground.append(ref.mask.mean())
-    return inter / union, float(np.mean(foreground))
+        ref_logits, got_logits = _log_odds(ref.probs), _log_odds(got.probs)
+        error += float(np.sum((got_logits - ref_logits) ** 2))
+        spread += float(np.sum((ref_logits - np.median(ref_logits)) ** 2))
+    return inter / union, float(np.mean(foreground)), (error / spread) ** 0.5
 
 
 def _fast_precisions():
@@ -198,7 +210,7 @@ def _fast_precisions():
 
 @pytest.mark.parametrize("preset", ["tabletop", "paper"])
 def test_fast_path_masks_agree_with_fp32_on_a_synthetic_split(preset, tmp_path):
-    """Masks of the fast path against fp32 on rendered tabletop scenes, IoU >= 0.99 overall.
+    """Masks and logits of the fast path against fp32 on rendered tabletop scenes.
 
     ``tabletop``: the shipped checkpoint (trained weights, the default model). ``paper``:
     VGG-16 at random initialisation, input 128x128 to keep the test fast (the same layers at
@@ -233,13 +245,21 @@ def test_fast_path_masks_agree_with_fp32_on_a_synthetic_split(preset, tmp_path):
             return Segmenter(copy.deepcopy(base), vocabulary, base.config, device="cpu",
                              precision=precision, channels_last=channels_last, compile="off")
     reference = make("fp32", False)
+    # the random map's median threshold puts half the pixels on a knife edge: measured on
+    # AVX2 (oneDNN's bf16 without native bf16 units) IoU 0.987-0.992 at a 1.2-2.0% logit error
+    min_iou = 0.99 if preset == "tabletop" else 0.98
     for precision in _fast_precisions():
         fast = make(precision, None)
         assert fast.numeric_path.precision == precision and fast.numeric_path.channels_last
-        iou, foreground = _agreement(reference, fast, frames, median_threshold=preset == "paper")
+        iou, foreground, error = _agreement(reference, fast, frames,
+                                            median_threshold=preset == "paper")
         assert 0.005 < foreground < 0.95, foreground  # the masks say something
-        print(f"{preset} {precision}: IoU {iou:.4f}, foreground {foreground:.3f}")
-        assert iou >= 0.99, f"{preset} {fast.numeric_path.name}: overall IoU {iou:.4f}"
+        print(f"{preset} {precision}: IoU {iou:.4f}, foreground {foreground:.3f}, "
+              f"logit error {error:.4f}")
+        name = fast.numeric_path.name
+        # bf16 keeps 8 mantissa bits: ~0.4% per rounding, 1-2% after VGG-16's 16 layers
+        assert error <= 0.05, f"{preset} {name}: relative logit error {error:.4f}"
+        assert iou >= min_iou, f"{preset} {name}: overall IoU {iou:.4f}"
 
 
 def test_compile_off_and_auto_keep_small_networks_eager(tiny_config):
