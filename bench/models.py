@@ -60,7 +60,7 @@ def load_network(name: str, seed: int = 0) -> Network:
     cfg = load_config(preset).model
     cfg.pretrained, cfg.backbone_weights = False, None  # nothing is downloaded here
     vocabulary = Vocabulary.from_list(WORDS)
-    model = build_model(cfg, len(vocabulary)).eval()
+    model = build_model(cfg, vocabulary=vocabulary.to_list()).eval()
     return Network(name, preset, model, vocabulary, model.config, "highres", "random init")
 
 
