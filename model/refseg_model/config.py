@@ -106,6 +106,12 @@ class ModelConfig:
             bowl*": the words after the last relation word) grounded by the same classifier
             on its own, its map turned into near / left / right / above / below / present
             channels that the reasoning step reads (``network.LandmarkGrounding``).
+        exposure_range: ``None``: the frame goes to the network as it comes. ``[low, high]``:
+            a frame whose mean luma (0-255) lies outside this range (the 5-95% range of the
+            training scenes' mean luma) is scaled by a gain, clipped to x0.6-x1.7, that brings it
+            to the nearest edge; a frame inside it is left as it is
+            (:func:`refseg_model.preprocess.compensate_exposure`; inference only, training
+            learns from the photometric augmentation).
 
     The field defaults are a neutral base for the presets, not a network of their own: neither
     the paper's (``paper``) nor the shipped one (``tabletop``); every preset sets the fields it
@@ -136,9 +142,18 @@ class ModelConfig:
     binarize: str = "resize_then_threshold"
     keep_aspect: bool = False
     context: str = "none"
+    exposure_range: list[float] | None = None
 
     def __post_init__(self) -> None:
         """Check the values."""
+        if self.exposure_range is not None:
+            bounds = list(self.exposure_range)
+            if len(bounds) != 2 or not all(isinstance(v, (int, float)) and not
+                                           isinstance(v, bool) for v in bounds) \
+                    or not 0 < bounds[0] < bounds[1] <= 255:
+                raise ConfigError(f"ModelConfig.exposure_range must be [low, high] with "
+                                  f"0 < low < high <= 255, got {self.exposure_range!r}")
+            self.exposure_range = [float(v) for v in bounds]
         if self.context not in CONTEXTS:
             raise ConfigError(f"unknown context {self.context!r}; choose one of {CONTEXTS}")
         if self.binarize not in BINARIZE:

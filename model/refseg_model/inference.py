@@ -24,7 +24,7 @@ from .checkpoint import (
 )
 from .config import ModelConfig
 from .fastpath import autocast, compile_if_faster, prepare_images, prepare_model, resolve_path
-from .preprocess import letterbox, normalize, unletterbox
+from .preprocess import compensate_exposure, letterbox, mean_luma, normalize, unletterbox
 from .text import Vocabulary
 
 DEFAULT_THRESHOLD = 0.5
@@ -176,6 +176,8 @@ class Segmenter:
             raise ValueError(f"image must be HxWx3 RGB, got shape {rgb.shape}")
         height, width = self.config.input_shape_for(*rgb.shape[:2])
         boxed, meta = letterbox(rgb, width, height)
+        if self.config.exposure_range is not None:  # the gain of the whole frame, applied small
+            boxed = compensate_exposure(boxed, self.config.exposure_range, mean_luma(rgb))
         return normalize(boxed), meta
 
     def unknown_words(self, expression: str) -> tuple[str, ...]:

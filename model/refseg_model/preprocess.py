@@ -11,6 +11,7 @@ to the original height and width (``resize_and_crop`` there). Pixels are RGB wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -144,6 +145,43 @@ def letterbox_mask(mask: np.ndarray, size: int, size_h: int | None = None) -> np
     out[meta.pad_top:meta.pad_top + meta.new_h,
         meta.pad_left:meta.pad_left + meta.new_w] = resized > 0
     return out
+
+
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601
+EXPOSURE_GAIN_LIMITS = (0.6, 1.7)
+
+
+def mean_luma(rgb: np.ndarray) -> float:
+    """Return the mean luma (0-255) of an HxWx3 uint8 RGB image, from every 4th pixel each way."""
+    _check_image(rgb)
+    return float((rgb[::4, ::4].astype(np.float32) @ LUMA_WEIGHTS).mean())
+
+
+def exposure_gain(level: float, luma_range: Sequence[float]) -> float:
+    """Return the gain that brings mean luma ``level`` into ``luma_range`` (1.0 inside it).
+
+    The gain moves the level to the range's nearest edge and is clipped to
+    :data:`EXPOSURE_GAIN_LIMITS`: a nearly black frame is not amplified into noise.
+    """
+    low, high = luma_range
+    target = min(max(level, low), high)
+    return float(np.clip(target / max(level, 1.0), *EXPOSURE_GAIN_LIMITS))
+
+
+def compensate_exposure(rgb: np.ndarray, luma_range: Sequence[float] | None,
+                        level: float | None = None) -> np.ndarray:
+    """Return ``rgb`` with its exposure brought into ``luma_range`` (``rgb`` itself if inside).
+
+    ``level`` is the frame's mean luma (:func:`mean_luma` of ``rgb`` when ``None``; pass that
+    of the full frame when ``rgb`` is its resized copy). An over-exposed frame is darkened, so
+    clipped highlights stay clipped; an under-exposed one is brightened and clipped at 255.
+    """
+    if luma_range is None:
+        return rgb
+    gain = exposure_gain(mean_luma(rgb) if level is None else level, luma_range)
+    if abs(gain - 1.0) < 0.02:
+        return rgb
+    return np.clip(rgb.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
 
 
 def normalize(image: np.ndarray, mean: tuple[float, float, float] = RGB_MEAN) -> np.ndarray:

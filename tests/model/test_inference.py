@@ -196,3 +196,43 @@ def test_segmenter_uses_the_checkpoint_binarisation():
         stage="lowres")
     expected = released_mask(torch.sigmoid(square[0, 0]).detach().numpy(), meta)
     assert np.array_equal(pred.mask, expected)
+
+
+def test_exposure_range_compensates_before_the_network(tiny_config):
+    """With ``exposure_range`` a dark frame is predicted as its compensated copy is without."""
+    import dataclasses
+
+    from refseg_model import Segmenter
+    from refseg_model.preprocess import compensate_exposure, mean_luma
+    from refseg_model.text import Vocabulary
+
+    torch.manual_seed(0)
+    model = build_model(tiny_config, len(VOCAB))
+    vocabulary = Vocabulary.from_list(VOCAB)
+    on = dataclasses.replace(tiny_config, exposure_range=[93.0, 150.0])
+    plain = Segmenter(model, vocabulary, model.config, device="cpu", precision="fp32",
+                      compile="off")
+    fixed = Segmenter(model, vocabulary, dataclasses.replace(model.config,
+                      exposure_range=on.exposure_range), device="cpu", precision="fp32",
+                      compile="off")
+    rng = np.random.default_rng(2)
+    normal = rng.integers(60, 190, (64, 64, 3), dtype=np.uint8)
+    dark = (normal * 0.45).astype(np.uint8)
+    assert mean_luma(dark) < 93
+    compensated = compensate_exposure(dark, on.exposure_range)
+    np.testing.assert_allclose(fixed.predict(dark, "the red square").probs,
+                               plain.predict(compensated, "the red square").probs, atol=1e-5)
+    assert not np.allclose(plain.predict(dark, "the red square").probs,
+                           fixed.predict(dark, "the red square").probs, atol=1e-4)
+    np.testing.assert_array_equal(fixed.predict(normal, "blue circle").probs,   # in range
+                                  plain.predict(normal, "blue circle").probs)
+
+
+@pytest.mark.parametrize("bad", [[150, 93], [0, 100], [10, 300], [1, 2, 3], ["a", 9]])
+def test_exposure_range_is_checked(tiny_config, bad):
+    import dataclasses
+
+    from refseg_model.config import ConfigError
+
+    with pytest.raises(ConfigError, match="exposure_range"):
+        dataclasses.replace(tiny_config, exposure_range=bad)

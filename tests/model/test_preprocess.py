@@ -114,3 +114,36 @@ def test_rectangular_canvas_pads_a_portrait_frame_and_round_trips_a_mask():
     assert (back & mask).sum() / (back | mask).sum() > 0.95
     with pytest.raises(ValueError, match="240x320"):
         unletterbox(np.zeros((320, 320)), meta)
+
+
+def test_exposure_gain_moves_only_levels_outside_the_range_to_its_edge():
+    from refseg_model.preprocess import EXPOSURE_GAIN_LIMITS, exposure_gain
+
+    assert exposure_gain(93.0, (93, 150)) == exposure_gain(120.0, (93, 150)) == 1.0
+    assert exposure_gain(200.0, (93, 150)) == pytest.approx(0.75)     # over-exposed: to 150
+    assert exposure_gain(62.0, (93, 150)) == pytest.approx(1.5)       # under-exposed: to 93
+    assert exposure_gain(10.0, (93, 150)) == EXPOSURE_GAIN_LIMITS[1]  # black: not to noise
+    assert exposure_gain(0.0, (93, 150)) == EXPOSURE_GAIN_LIMITS[1]
+
+
+def test_compensate_exposure_brings_a_dark_or_bright_frame_to_the_range_edge():
+    from refseg_model.preprocess import compensate_exposure, exposure_gain, mean_luma
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(40, 200, (60, 80, 3), dtype=np.uint8)
+    assert compensate_exposure(scene, None) is scene
+    level = mean_luma(scene)
+    assert 93 < level < 150
+    assert compensate_exposure(scene, (93, 150)) is scene             # a normal frame: as it is
+    dark = (scene * 0.5).astype(np.uint8)
+    bright = np.clip(scene * 1.6, 0, 255).astype(np.uint8)
+    for frame, edge in ((dark, 93.0), (bright, 150.0)):
+        out = compensate_exposure(frame, (93, 150))
+        assert out.dtype == np.uint8 and out.shape == frame.shape
+        assert mean_luma(out) == pytest.approx(edge, abs=1.5)
+    # the gain of the full frame applied to a copy of another size (what the Segmenter does)
+    copy = dark[::2, ::2]
+    gain = exposure_gain(mean_luma(dark), (93, 150))
+    assert gain != exposure_gain(mean_luma(copy), (93, 150))
+    small = compensate_exposure(copy, (93, 150), level=mean_luma(dark))
+    assert mean_luma(small) == pytest.approx(gain * mean_luma(copy), abs=0.6)

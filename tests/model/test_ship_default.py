@@ -68,3 +68,18 @@ def test_ship_refuses_the_landmark_grounding_without_a_context_block(tmp_path):
     done = ship(str(src), str(tmp_path / "out.pt"), "--context", "landmark")
     assert done.returncode != 0 and not (tmp_path / "out.pt").exists()
     assert "context block" in done.stderr
+
+
+def test_ship_sets_and_removes_the_exposure_range(tmp_path):
+    src = make_checkpoint(tmp_path / "tiny.pt", seed=5)
+    on, off = tmp_path / "on.pt", tmp_path / "off.pt"
+    done = ship(str(src), str(on), "--exposure-range", "93,150")
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(on)["model_config"]["exposure_range"] == [93.0, 150.0]
+    assert Segmenter.from_checkpoint(on, device="cpu").config.exposure_range == [93.0, 150.0]
+    assert ship(str(on), str(off), "--exposure-range", "none").returncode == 0
+    assert load_checkpoint(off)["model_config"]["exposure_range"] is None
+    for bad in ("150,93", "dark"):
+        refused = ship(str(src), str(tmp_path / "bad.pt"), "--exposure-range", bad)
+        assert refused.returncode != 0 and "exposure" in refused.stderr
+        assert not (tmp_path / "bad.pt").exists()
