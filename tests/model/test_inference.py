@@ -209,17 +209,17 @@ def test_exposure_range_compensates_before_the_network(tiny_config):
     torch.manual_seed(0)
     model = build_model(tiny_config, len(VOCAB))
     vocabulary = Vocabulary.from_list(VOCAB)
-    on = dataclasses.replace(tiny_config, exposure_range=[93.0, 150.0])
+    luma_range = [93.0, 150.0]
     plain = Segmenter(model, vocabulary, model.config, device="cpu", precision="fp32",
                       compile="off")
-    fixed = Segmenter(model, vocabulary, dataclasses.replace(model.config,
-                      exposure_range=on.exposure_range), device="cpu", precision="fp32",
-                      compile="off")
+    fixed = Segmenter(model, vocabulary,
+                      dataclasses.replace(model.config, exposure_range=luma_range),
+                      device="cpu", precision="fp32", compile="off")
     rng = np.random.default_rng(2)
     normal = rng.integers(60, 190, (64, 64, 3), dtype=np.uint8)
     dark = (normal * 0.45).astype(np.uint8)
     assert mean_luma(dark) < 93
-    compensated = compensate_exposure(dark, on.exposure_range)
+    compensated = compensate_exposure(dark, luma_range)
     np.testing.assert_allclose(fixed.predict(dark, "the red square").probs,
                                plain.predict(compensated, "the red square").probs, atol=1e-5)
     assert not np.allclose(plain.predict(dark, "the red square").probs,
