@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (device `run`): warm-start the shipped default, train it with
+# `tools/train_default.sh --gpu` on a fresh training set, calibrate and ship; everything that
+# matters is copied to $OUT as it is written, so a call cut short still brings back its last
+# checkpoint (resume it here with `RUN=... tools/train_default.sh`).
+#
+#   here:  python tools/ship_default.py model/refseg_model/weights/tabletop.pt runs/init.pt \
+#              --input 320x240
+#          (and the pycocotools wheel in .whl/, see docs/PERFORMANCE.md; the GPU image lacks it)
+#   there: run(command="tools/gpu_train.sh", carry=[".whl", "runs/init.pt"], timeout_s=600)
+#
+# Environment: BUDGET (seconds of training, default 400), NUM_IMAGES (scenes, default 10000),
+# DATA_SEED (default 131: scenes the CPU runs never saw), LR (default 0.0028 = the CPU warm
+# restarts' 0.001 x sqrt(8) for the 8x batch), INIT (default runs/init.pt), OUT (default
+# runs/gpu_out), DEVICE (default cuda; cpu checks the script).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu_out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/session.log") 2>&1
+start=$(date +%s)
+echo "gpu_train: $(date -u +%FT%TZ) on $(hostname), $(nproc) CPUs"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1
+if ! "$PYTHON" -c 'import pycocotools' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 2
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+"$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
+
+RUN=${RUN:-/tmp/refseg_gpu_run}
+export RUN DATA=${DATA:-/tmp/refseg_gpu_data/train} VAL=${VAL:-/tmp/refseg_gpu_data/val_640}
+export BUDGET=${BUDGET:-400} NUM_IMAGES=${NUM_IMAGES:-10000} DATA_SEED=${DATA_SEED:-131}
+export LR=${LR:-0.0028} INIT=${INIT:-runs/init.pt} INPUT=${INPUT:-384x288}
+
+copy() {  # atomic copies of the run's files into $OUT (what a cut-short call brings back)
+    for f in last.pt best.pt metrics.jsonl train.log loss_curve.png; do
+        [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/.$f.tmp" && mv "$OUT/.$f.tmp" "$OUT/$f"
+    done
+    return 0
+}
+( while sleep 15; do copy; done ) &
+copier=$!
+tools/train_default.sh --gpu
+rc=$?
+kill $copier 2>/dev/null
+copy
+[ $rc = 0 ] && cp model/refseg_model/weights/tabletop.pt "$OUT/tabletop.pt"
+echo "gpu_train: exit $rc after $(( $(date +%s) - start )) s"
+exit $rc
