@@ -15,13 +15,16 @@ threshold is given.
 
 When the split has expressions with no target, a *found rule* is chosen the same way at that
 threshold: the least share of the image a mask must cover and the least peak probability it
-must reach to count as "found" (:func:`found_rule_sweep`, stored under ``found_rule``; a weak,
-speckled answer to "the jar" on a table without one is then "not found").
+must reach to count as "found", and, for a relation, the least peak probability its landmark
+must reach on its own (:func:`found_rule_sweep`, stored under ``found_rule``; a weak, speckled
+answer to "the jar" on a table without one is then "not found", and so is "the cup next to the
+yellow bowl" on a table without a yellow bowl).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.05))
 
 MIN_AREA_GRID = (0.0, 0.0002, 0.0005, 0.001, 0.002)  # of the image's pixels
 MIN_PEAK_GRID = (0.0, 0.7, 0.8, 0.9, 0.95)
+MIN_LANDMARK_PEAK_GRID = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)  # a relation's landmark on its own
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,8 @@ class SampleRecord:
     """What the found rule needs of one validation sample at every threshold of the grid.
 
     ``areas[k]``, ``intersections[k]``, ``unions[k]``: the mask at ``grid[k]``; ``peak``: the
-    highest probability; ``pixels``: the image's; ``target``: whether it has a target.
+    highest probability; ``pixels``: the image's; ``target``: whether it has a target;
+    ``landmark_peak``: the peak probability of a relation's landmark on its own (-1: none).
     """
 
     areas: tuple
@@ -56,6 +61,7 @@ class SampleRecord:
     peak: float
     pixels: int
     target: bool
+    landmark_peak: float = -1.0
 
 
 def threshold_sweep(segmenter, source, *, limit: int | None = None,
@@ -81,7 +87,8 @@ def threshold_sweep(segmenter, source, *, limit: int | None = None,
         if loaded is None:
             continue
         image, gt = loaded
-        probs = segmenter.predict(image, sample.expression).probs
+        prediction = segmenter.predict(image, sample.expression)
+        probs = prediction.probs
         masks = [probs >= t for t in grid]
         areas = tuple(int(m.sum()) for m in masks)
         counts = [intersection_union(m, gt) for m in masks]
@@ -90,7 +97,8 @@ def threshold_sweep(segmenter, source, *, limit: int | None = None,
         if records is not None:
             records.append(SampleRecord(
                 areas, tuple(c[0] for c in counts), tuple(c[1] for c in counts),
-                float(probs.max()), int(probs.size), bool(gt.any())))
+                float(probs.max()), int(probs.size), bool(gt.any()),
+                -1.0 if prediction.landmark_peak is None else prediction.landmark_peak))
     if bar is not None:
         bar.close()
     return {t: m.to_dict() for t, m in metrics.items()}
@@ -106,26 +114,29 @@ def best_threshold(sweep: dict[float, dict]) -> float:
 
 def found_rule_sweep(records: Sequence[SampleRecord], grid: Sequence[float], threshold: float,
                      min_areas: Sequence[float] = MIN_AREA_GRID,
-                     min_peaks: Sequence[float] = MIN_PEAK_GRID) -> dict[tuple, float]:
-    """Return ``{(min_area, min_peak): prec@0.5}`` of the found rule at ``threshold``.
+                     min_peaks: Sequence[float] = MIN_PEAK_GRID,
+                     min_landmark_peaks: Sequence[float] = MIN_LANDMARK_PEAK_GRID
+                     ) -> dict[tuple, float]:
+    """Return ``{(min_area, min_peak, min_landmark_peak): prec@0.5}`` of the found rule.
 
     The rule answers "not found" (an empty mask) when the mask at ``threshold`` covers less than
-    ``min_area`` of the image or no probability reaches ``min_peak``. Scored over present and
-    absent targets together: "not found" is right (IoU 1) exactly where there is no target.
+    ``min_area`` of the image, no probability reaches ``min_peak``, or the command names a
+    landmark whose own peak probability stays under ``min_landmark_peak``. Scored over present
+    and absent targets together: "not found" is right (IoU 1) exactly where there is no target.
     """
     k = [round(float(t), 6) for t in grid].index(round(float(threshold), 6))
     out = {}
-    for min_area in min_areas:
-        for min_peak in min_peaks:
-            hits = 0
-            for r in records:
-                found = r.areas[k] > 0 and r.areas[k] >= min_area * r.pixels and \
-                    r.peak >= min_peak
-                if found:
-                    hits += r.unions[k] > 0 and r.intersections[k] / r.unions[k] >= 0.5
-                else:
-                    hits += not r.target
-            out[(float(min_area), float(min_peak))] = hits / max(1, len(records))
+    for min_area, min_peak, min_landmark in itertools.product(min_areas, min_peaks,
+                                                              min_landmark_peaks):
+        hits = 0
+        for r in records:
+            found = r.areas[k] > 0 and r.areas[k] >= min_area * r.pixels and \
+                r.peak >= min_peak and (r.landmark_peak < 0 or r.landmark_peak >= min_landmark)
+            if found:
+                hits += r.unions[k] > 0 and r.intersections[k] / r.unions[k] >= 0.5
+            else:
+                hits += not r.target
+        out[(float(min_area), float(min_peak), float(min_landmark))] = hits / max(1, len(records))
     return out
 
 
@@ -133,21 +144,21 @@ def best_found_rule(sweep: dict[tuple, float]) -> tuple[float, float]:
     """Return the rule of ``sweep`` with the highest prec@0.5 (ties: the mildest rule)."""
     if not sweep:
         raise ValueError("empty found-rule sweep")
-    return max(sweep, key=lambda rule: (round(sweep[rule], 6), -rule[0], -rule[1]))
+    return max(sweep, key=lambda rule: (round(sweep[rule], 6), *(-x for x in rule)))
 
 
 def write_threshold(checkpoint: str | Path, threshold: float, sweep: dict | None = None,
-                    found_rule: tuple[float, float] | None = None) -> None:
+                    found_rule: tuple[float, ...] | None = None) -> None:
     """Store ``threshold`` (the sweep that chose it, the found rule) in ``checkpoint``, atomically.
 
-    ``found_rule`` ``(min_area, min_peak)`` goes under ``found_rule`` (see
+    ``found_rule`` ``(min_area, min_peak[, min_landmark_peak])`` goes under ``found_rule`` (see
     :func:`found_rule_sweep`; ``Segmenter`` applies it).
     """
     payload = load_checkpoint(checkpoint)
     payload["threshold"] = float(threshold)
     if found_rule is not None:
-        payload["found_rule"] = {"min_area": float(found_rule[0]),
-                                 "min_peak": float(found_rule[1])}
+        payload["found_rule"] = {name: float(value) for name, value in zip(
+            ("min_area", "min_peak", "min_landmark_peak"), found_rule)}
     if sweep is not None:
         payload["threshold_sweep"] = {f"{t:.2f}": {k: float(v) for k, v in m.items()}
                                       for t, m in sweep.items()}
@@ -196,8 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules = found_rule_sweep(records, list(sweep), best)
         rule = best_found_rule(rules)
         print(f"found rule at threshold {best:.2f}: a mask of at least {rule[0]:.4f} of the "
-              f"image and a peak probability of at least {rule[1]:.2f}: prec@0.5 "
-              f"{100 * rules[rule]:.2f} (no rule: {100 * rules[(0.0, 0.0)]:.2f})")
+              f"image, a peak probability of at least {rule[1]:.2f} and, for a relation, a "
+              f"landmark peak of at least {rule[2]:.2f}: prec@0.5 {100 * rules[rule]:.2f} "
+              f"(no rule: {100 * rules[(0.0, 0.0, 0.0)]:.2f})")
     if args.write:
         write_threshold(args.checkpoint, best, sweep, rule)
         print(f"wrote threshold {best:.2f} into {args.checkpoint}")

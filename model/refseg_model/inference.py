@@ -8,6 +8,7 @@ RGB mean subtracted, expression tokenised and left-padded), runs the network und
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from .checkpoint import (
 )
 from .config import ModelConfig
 from .fastpath import autocast, compile_if_faster, prepare_images, prepare_model, resolve_path
+from .network import landmark_words
 from .preprocess import compensate_exposure, letterbox, mean_luma, normalize, unletterbox
 from .text import Vocabulary
 
@@ -39,11 +41,17 @@ class Prediction:
         probs: HxW float32 foreground probabilities in [0, 1].
         score: Confidence in [0, 1]: the mean probability over the predicted mask, 0.0 when
             the mask is empty.
+        reason: Why the answer is "not found", in words a user can read ("" when found).
+        landmark_peak: The peak probability of the landmark of a relation ("the bowl" of "the
+            cup next to the bowl") on its own, ``None`` when the command names none or the
+            network does not ground landmarks.
     """
 
     mask: np.ndarray
     probs: np.ndarray
     score: float
+    reason: str = ""
+    landmark_peak: float | None = None
 
     @property
     def found(self) -> bool:
@@ -105,9 +113,12 @@ class Segmenter:
         this device, and :attr:`numeric_path` says which and why. ``model`` itself is moved to
         the device and its weights converted to that path **in place** (no second copy of a
         large network); pass ``copy.deepcopy(model)`` to keep using the original in float32.
-        ``found_rule`` (``{"min_area": share of the image, "min_peak": probability}``, chosen by
-        ``refseg-calibrate``) empties a mask that covers less than ``min_area`` of the image or
-        whose probabilities never reach ``min_peak``: the answer is then "not found".
+        ``found_rule`` (``{"min_area": share of the image, "min_peak": probability,
+        "min_landmark_peak": probability}``, chosen by ``refseg-calibrate``) empties a mask that
+        covers less than ``min_area`` of the image, whose probabilities never reach
+        ``min_peak``, or (a relation) whose landmark's own peak probability stays under
+        ``min_landmark_peak``: the answer is then "not found", and ``Prediction.reason`` says
+        which.
         """
         self.device = resolve_device(device)
         self.numeric_path = resolve_path(precision, channels_last, self.device)
@@ -117,6 +128,10 @@ class Segmenter:
         self.stage = stage
         self.threshold = _check_threshold(threshold)
         self.found_rule = dict(found_rule or {})
+        self._landmark_peaks = threading.local()  # what the hook saw, per calling thread
+        landmark = getattr(self.model, "landmark", None)
+        if landmark is not None:
+            landmark.peaks.register_forward_hook(self._record_landmark_peaks)
         height, width = config.input_shape
         example = prepare_images(torch.zeros(1, 3, height, width, device=self.device),
                                  self.numeric_path)
@@ -185,6 +200,26 @@ class Segmenter:
         return tuple(t for t in self.vocabulary.unknown_words(expression)
                      if any(c.isalnum() for c in t))
 
+    def _record_landmark_peaks(self, _module, _inputs, peaks: torch.Tensor) -> None:
+        self._landmark_peaks.value = peaks.detach().float().cpu().numpy()
+
+    def _not_found_reason(self, mask: np.ndarray, peak: float, landmark_peak: float | None,
+                          threshold: float, expression: str) -> str:
+        """Return why ``mask`` is not an answer under the found rule ("" when it is one)."""
+        rule = self.found_rule
+        if landmark_peak is not None and landmark_peak < rule.get("min_landmark_peak", 0.0):
+            return (f"{landmark_words(expression)!r} is not in the picture (its peak probability "
+                    f"{landmark_peak:.2f} is under {rule['min_landmark_peak']:.2f})")
+        if not mask.any():
+            return f"no pixel reached the threshold {threshold:.2f}"
+        share = float(mask.mean())
+        if share < rule.get("min_area", 0.0):
+            return (f"the best answer covers {share:.2%} of the picture, less than the "
+                    f"{rule['min_area']:.2%} a target must")
+        if peak < rule.get("min_peak", 0.0):
+            return f"the best answer's peak probability {peak:.2f} is under {rule['min_peak']:.2f}"
+        return ""
+
     # -- prediction -----------------------------------------------------------------------
     def predict(self, rgb: np.ndarray, expression: str,
                 threshold: float | None = None) -> Prediction:
@@ -209,6 +244,7 @@ class Segmenter:
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
         batch = prepare_images(batch, self.numeric_path)
         token_batch = torch.tensor(tokens, dtype=torch.long, device=self.device)
+        self._landmark_peaks.value = None
         with torch.inference_mode(), autocast(self.device, self.numeric_path):
             if self._compiled is not None and batch.shape[0] == 1 and \
                     tuple(batch.shape[2:]) == self._compiled_shape:
@@ -216,19 +252,22 @@ class Segmenter:
             else:
                 logits = self.model.predict_logits(batch, token_batch, stage=self.stage)
             probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+        peaks = self._landmark_peaks.value
         results = []
-        for prob, (_, meta) in zip(probs, prepared):
+        for row, (prob, (_, meta)) in enumerate(zip(probs, prepared)):
             full = np.clip(unletterbox(prob, meta), 0.0, 1.0).astype(np.float32)
             if self.config.binarize == "threshold_then_resize":
                 mask = released_mask(prob, meta, threshold)
             else:
                 mask = full >= threshold
-            if self.found_rule and mask.any() and (
-                    mask.sum() < self.found_rule.get("min_area", 0.0) * mask.size or
-                    full.max() < self.found_rule.get("min_peak", 0.0)):
-                mask = np.zeros_like(mask)  # too weak an answer: not found
+            landmark_peak = None if peaks is None or peaks[row] < 0 else float(peaks[row])
+            reason = self._not_found_reason(mask, float(full.max()), landmark_peak, threshold,
+                                            expressions[row])
+            if reason:
+                mask = np.zeros_like(mask)  # no answer, or too weak a one: not found
             score = float(full[mask].mean()) if mask.any() else 0.0
-            results.append(Prediction(mask=mask, probs=full, score=score))
+            results.append(Prediction(mask=mask, probs=full, score=score, reason=reason,
+                                      landmark_peak=landmark_peak))
         return results
 
     def release(self) -> None:

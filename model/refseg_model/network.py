@@ -18,6 +18,7 @@ from torch import nn
 
 from .backbones import build_backbone
 from .config import STAGES, ConfigError, ModelConfig
+from .text import tokenize
 
 
 def spatial_coordinates(height: int, width: int, variant: str) -> torch.Tensor:
@@ -179,6 +180,13 @@ LANDMARK_SPLIT_WORDS = ("to", "of", "behind", "beside", "near")
 *of*", "*behind*", "*beside*", "*near*". The landmark is what follows the last of them."""
 
 
+def landmark_words(expression: str) -> str:
+    """Return the words of ``expression`` that name its landmark ("" when it names none)."""
+    words = tokenize(expression)
+    last = max((i for i, w in enumerate(words) if w in LANDMARK_SPLIT_WORDS), default=-1)
+    return " ".join(words[last + 1:]) if last >= 0 else ""
+
+
 class LandmarkGrounding(nn.Module):
     """Ground a relation's landmark on its own and tell the reasoning step where it is.
 
@@ -194,6 +202,11 @@ class LandmarkGrounding(nn.Module):
     over the whole map (is it there at all?) and a flag saying the command has a landmark. A
     1x1 convolution, zero at the start (a warm start answers exactly as before), adds them to
     the reasoning step's input (:class:`RelationalContext`).
+
+    :attr:`peaks` (an identity, no weights) receives the landmark's peak probability of each
+    row of the batch (-1: the command names no landmark): a forward hook on it tells the caller
+    whether the landmark is in the picture at all (``Segmenter``'s found rule: "the cup next to
+    the yellow bowl" with no yellow bowl is "not found").
     """
 
     CHANNELS = 8
@@ -206,6 +219,7 @@ class LandmarkGrounding(nn.Module):
         self.inject = nn.Conv2d(self.CHANNELS, dim, 1)
         nn.init.zeros_(self.inject.weight)
         nn.init.zeros_(self.inject.bias)
+        self.peaks = nn.Identity()
 
     def split(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the landmark's tokens (left-padded, B x T) and which rows have one (B)."""
@@ -371,6 +385,8 @@ class TextObjSegModel(nn.Module):
         hidden = F.relu(self.classifier.mlp1(self._fused(features[rows],
                                                          landmark_tokens[rows])))
         prob = torch.sigmoid(self.classifier.mlp2(self.context(hidden)).float())
+        self.landmark.peaks(prob.new_full((tokens.shape[0],), -1.0).index_copy(
+            0, rows, prob.amax(dim=(1, 2, 3))))
         channels = self.landmark.channels(prob)
         full = channels.new_zeros((tokens.shape[0], *channels.shape[1:]))
         full = full.index_copy(0, rows, channels)

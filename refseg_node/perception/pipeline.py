@@ -91,7 +91,10 @@ def segment_frame(segmenter, header, rgb: np.ndarray, query, settings, sensors,
         warn("unknown_words", f"words not in the model's vocabulary, ignored: "
                               f"{', '.join(unknown)} (expression {expression!r})")
     target = primary_target(prediction.mask, prediction.probs, s.max_regions)
-    result = _result(header, query, prediction.mask, target, rgb, elapsed, "", s, sensors, warn)
+    reason = "" if target.found or not prediction.reason else (
+        f"not found: nothing in the picture matches {expression!r} ({prediction.reason})")
+    result = _result(header, query, prediction.mask, target, rgb, elapsed, reason, s, sensors,
+                     warn)
     return replace(result, probs=prediction.probs)
 
 

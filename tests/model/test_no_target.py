@@ -117,10 +117,27 @@ def test_found_rule_is_chosen_over_present_and_absent_targets():
         + [SampleRecord((30,), (0,), (30,), 0.97, 100_000, False)] * 2
         + [SampleRecord((3000,), (0,), (3000,), 0.75, 100_000, False)] * 2)
     sweep = found_rule_sweep(records, grid, 0.5)
-    assert sweep[(0.0, 0.0)] == pytest.approx(0.6)  # no rule: every absent one answered found
+    assert sweep[(0.0, 0.0, 0.0)] == pytest.approx(0.6)  # no rule: every absent one answered found
     rule = best_found_rule(sweep)
     assert sweep[rule] == pytest.approx(1.0)
     assert rule[0] >= 0.0005 and 0.75 < rule[1] <= 0.95  # both kinds of weak answer rejected
+    assert rule[2] == 0.0  # no relation in the split: the landmark part stays off (mildest)
+
+
+def test_found_rule_checks_the_landmark_of_a_relation():
+    from refseg_model.calibrate import SampleRecord, best_found_rule, found_rule_sweep
+
+    hit = SampleRecord((2000,), (1800,), (2100,), 0.99, 100_000, True, 0.95)
+    records = (
+        [hit] * 5                                                          # landmark seen
+        + [SampleRecord((2000,), (1800,), (2100,), 0.99, 100_000, True)] * 3  # no landmark
+        # "the cup next to the yellow bowl", no yellow bowl: a confident cup, a weak landmark
+        + [SampleRecord((2000,), (0,), (2000,), 0.99, 100_000, False, 0.2)] * 3)
+    sweep = found_rule_sweep(records, [0.5], 0.5)
+    assert sweep[(0.0, 0.0, 0.0)] == pytest.approx(8 / 11)
+    rule = best_found_rule(sweep)
+    assert sweep[rule] == pytest.approx(1.0)
+    assert rule == (0.0, 0.0, 0.3)  # the mildest landmark threshold that rejects 0.2
 
 
 def test_segmenter_applies_the_found_rule():

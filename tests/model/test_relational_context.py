@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +144,52 @@ def test_the_landmark_grounding_needs_the_vocabulary():
     cfg.vocab_size = 3
     with pytest.raises(ConfigError, match="none of the relation words"):
         build_model(cfg, vocabulary=["<pad>", "cup", "bowl"])
+
+
+def test_the_landmark_peaks_are_reported_per_row():
+    model = _landmark_model(4)
+    seen = []
+    model.landmark.peaks.register_forward_hook(lambda _m, _i, out: seen.append(out.clone()))
+    tokens = torch.tensor([_encode("the cup"), _encode("the cup next to the blue bowl"),
+                           _encode("the jar left of the cup")])
+    with torch.no_grad():
+        model(torch.randn(3, 3, 64, 64), tokens)
+    (peaks,) = seen
+    assert peaks.shape == (3,) and peaks[0] == -1.0     # no landmark named
+    assert 0.0 < peaks[1] <= 1.0 and 0.0 < peaks[2] <= 1.0
+    # the peak is that of the landmark's own map: grounding "the blue bowl" alone agrees
+    seen.clear()
+    with torch.no_grad():
+        alone = torch.sigmoid(model(torch.zeros(1, 3, 64, 64), torch.tensor(
+            [_encode("the blue bowl")]), stage="lowres")).amax()
+        model(torch.zeros(1, 3, 64, 64), torch.tensor([_encode("the cup next to the blue bowl")]))
+    torch.testing.assert_close(seen[0][0], alone)
+    seen.clear()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64), torch.tensor([_encode("the cup")]))
+    assert seen == []                                   # no row names one: no second pass
+
+
+def test_segmenter_answers_not_found_when_the_landmark_is_missing():
+    from refseg_model.inference import Segmenter
+    from refseg_model.text import Vocabulary
+
+    model = _landmark_model(5)
+    cfg = _config("landmark")
+    cfg.vocab_size = len(WORDS)
+    rgb = torch.randint(0, 255, (48, 64, 3), dtype=torch.uint8).numpy()
+    kw = dict(compile="off", precision="fp32", threshold=0.05)
+    vocab = Vocabulary.from_list(WORDS)
+    plain = Segmenter(model, vocab, cfg, **kw)
+    relation, simple = plain.predict(rgb, "the cup next to the bowl"), plain.predict(rgb, "cup")
+    assert relation.found and relation.reason == "" and 0.0 < relation.landmark_peak <= 1.0
+    assert simple.landmark_peak is None
+    strict = Segmenter(model, vocab, cfg, found_rule={"min_landmark_peak": 1.01}, **kw)
+    answer = strict.predict(rgb, "the cup next to the bowl")
+    assert not answer.found and answer.score == 0.0
+    assert answer.reason.startswith("'the bowl' is not in the picture (its peak probability")
+    # a command without a landmark is not touched by the landmark part of the rule
+    np.testing.assert_array_equal(strict.predict(rgb, "cup").mask, simple.mask)
+    # batches: each row keeps its own landmark peak
+    batch = strict.predict_batch([rgb, rgb], ["cup", "the cup next to the bowl"])
+    assert batch[0].found and batch[0].landmark_peak is None and not batch[1].found
