@@ -247,3 +247,34 @@ def test_image_index_shares_one_backbone_pass_between_expressions():
     torch.testing.assert_close(lowres, repeated[1])
     with pytest.raises(ValueError, match="one entry per expression"):
         model(images, tokens, image_index=torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("fusion,spatial", [("concat", "xy8"), ("concat_product", "xy8"),
+                                            ("concat_product", "none"), ("concat", "xy2")])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_folded_classifier_layer_is_the_layer_on_the_fused_map(tiny_config, fusion, spatial,
+                                                                   channels_last):
+    """The folded mlp1 gives the values and gradients of the 1x1 convolution on the fused map.
+
+    ``_classifier_hidden`` never builds the concatenated [visual, spatial, text, product] map.
+    """
+    tiny_config.text_dim = tiny_config.feat_dim
+    tiny_config.fusion, tiny_config.spatial = fusion, spatial
+    torch.manual_seed(3)
+    model = build_model(tiny_config)
+    torch.nn.init.normal_(model.classifier.mlp1.bias)
+    features = torch.randn(3, tiny_config.feat_dim, 5, 7, requires_grad=True)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    tokens = torch.randint(1, 20, (3, 20))
+    folded = model._classifier_hidden(features, tokens)
+    reference = F.relu(model.classifier.mlp1(model._fused(features, tokens)))
+    torch.testing.assert_close(folded, reference, rtol=1e-5, atol=1e-5)
+    assert folded.is_contiguous(memory_format=torch.channels_last)
+    weights = torch.randn_like(reference)
+    grads = [torch.autograd.grad((out * weights).sum(), (features,
+                                 model.classifier.mlp1.weight, model.classifier.mlp1.bias))
+             for out in (model._classifier_hidden(features, tokens),
+                         F.relu(model.classifier.mlp1(model._fused(features, tokens))))]
+    for folded_grad, reference_grad in zip(*grads):
+        torch.testing.assert_close(folded_grad, reference_grad, rtol=1e-4, atol=1e-5)
