@@ -212,7 +212,7 @@ class Segmenter:
                     f"{landmark_peak:.2f} is under {rule['min_landmark_peak']:.2f})")
         if not mask.any():
             return f"no pixel reached the threshold {threshold:.2f}"
-        share = float(mask.mean())
+        share = np.count_nonzero(mask) / mask.size
         if share < rule.get("min_area", 0.0):
             return (f"the best answer covers {share:.2%} of the picture, less than the "
                     f"{rule['min_area']:.2%} a target must")
@@ -255,7 +255,8 @@ class Segmenter:
         peaks = self._landmark_peaks.value
         results = []
         for row, (prob, (_, meta)) in enumerate(zip(probs, prepared)):
-            full = np.clip(unletterbox(prob, meta), 0.0, 1.0).astype(np.float32)
+            full = unletterbox(prob, meta)  # a fresh float32 array: clipped in place
+            np.clip(full, 0.0, 1.0, out=full)
             if self.config.binarize == "threshold_then_resize":
                 mask = released_mask(prob, meta, threshold)
             else:
