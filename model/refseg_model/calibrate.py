@@ -18,7 +18,10 @@ threshold: the least share of the image a mask must cover and the least peak pro
 must reach to count as "found", and, for a relation, the least peak probability its landmark
 must reach on its own (:func:`found_rule_sweep`, stored under ``found_rule``; a weak, speckled
 answer to "the jar" on a table without one is then "not found", and so is "the cup next to the
-yellow bowl" on a table without a yellow bowl).
+yellow bowl" on a table without a yellow bowl). Among the rules, those that answer "found" on
+at most :data:`MAX_FOUND_SHARE` of every no-target kind of the split are preferred (issue 23: a
+robot told to pick up a jar that is not there must hear "not found"); when none does, the best
+rule over all.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.05))
 MIN_AREA_GRID = (0.0, 0.0002, 0.0005, 0.001, 0.002)  # of the image's pixels
 MIN_PEAK_GRID = (0.0, 0.7, 0.8, 0.9, 0.95)
 MIN_LANDMARK_PEAK_GRID = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)  # a relation's landmark on its own
+MAX_FOUND_SHARE = 0.05  # of each no-target kind answered "found", at most (when reachable)
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class SampleRecord:
 
     ``areas[k]``, ``intersections[k]``, ``unions[k]``: the mask at ``grid[k]``; ``peak``: the
     highest probability; ``pixels``: the image's; ``target``: whether it has a target;
-    ``landmark_peak``: the peak probability of a relation's landmark on its own (-1: none).
+    ``landmark_peak``: the peak probability of a relation's landmark on its own (-1: none);
+    ``kind``: the expression's kind when the dataset says it ("" otherwise).
     """
 
     areas: tuple
@@ -62,6 +67,7 @@ class SampleRecord:
     pixels: int
     target: bool
     landmark_peak: float = -1.0
+    kind: str = ""
 
 
 def threshold_sweep(segmenter, source, *, limit: int | None = None,
@@ -95,10 +101,12 @@ def threshold_sweep(segmenter, source, *, limit: int | None = None,
         for t, (i, u), area in zip(grid, counts, areas):
             metrics[t].add_counts(i, u, area > 0)
         if records is not None:
+            kind = source.expression_kind(sample)
             records.append(SampleRecord(
                 areas, tuple(c[0] for c in counts), tuple(c[1] for c in counts),
                 float(probs.max()), int(probs.size), bool(gt.any()),
-                -1.0 if prediction.landmark_peak is None else prediction.landmark_peak))
+                -1.0 if prediction.landmark_peak is None else prediction.landmark_peak,
+                "" if kind is None else kind.kind))
     if bar is not None:
         bar.close()
     return {t: m.to_dict() for t, m in metrics.items()}
@@ -124,27 +132,59 @@ def found_rule_sweep(records: Sequence[SampleRecord], grid: Sequence[float], thr
     landmark whose own peak probability stays under ``min_landmark_peak``. Scored over present
     and absent targets together: "not found" is right (IoU 1) exactly where there is no target.
     """
-    k = [round(float(t), 6) for t in grid].index(round(float(threshold), 6))
+    k = _grid_index(grid, threshold)
     out = {}
-    for min_area, min_peak, min_landmark in itertools.product(min_areas, min_peaks,
-                                                              min_landmark_peaks):
+    for rule in itertools.product(min_areas, min_peaks, min_landmark_peaks):
         hits = 0
         for r in records:
-            found = r.areas[k] > 0 and r.areas[k] >= min_area * r.pixels and \
-                r.peak >= min_peak and (r.landmark_peak < 0 or r.landmark_peak >= min_landmark)
-            if found:
+            if _answers_found(r, k, rule):
                 hits += r.unions[k] > 0 and r.intersections[k] / r.unions[k] >= 0.5
             else:
                 hits += not r.target
-        out[(float(min_area), float(min_peak), float(min_landmark))] = hits / max(1, len(records))
+        out[tuple(float(x) for x in rule)] = hits / max(1, len(records))
     return out
 
 
-def best_found_rule(sweep: dict[tuple, float]) -> tuple[float, float]:
-    """Return the rule of ``sweep`` with the highest prec@0.5 (ties: the mildest rule)."""
+def _grid_index(grid: Sequence[float], threshold: float) -> int:
+    return [round(float(t), 6) for t in grid].index(round(float(threshold), 6))
+
+
+def _answers_found(r: SampleRecord, k: int, rule: tuple) -> bool:
+    """Whether the mask at ``grid[k]`` passes ``rule`` ``(min_area, min_peak, min_landmark)``."""
+    min_area, min_peak, min_landmark = rule
+    return r.areas[k] > 0 and r.areas[k] >= min_area * r.pixels and r.peak >= min_peak and \
+        (r.landmark_peak < 0 or r.landmark_peak >= min_landmark)
+
+
+def worst_found_shares(records: Sequence[SampleRecord], grid: Sequence[float],
+                       threshold: float, rules) -> dict[tuple, float]:
+    """Return, per rule, the highest share answered "found" over the no-target kinds.
+
+    Records without a target are grouped by ``kind`` (all in one group when the dataset names
+    no kinds); 0.0 for every rule when there are none.
+    """
+    k = _grid_index(grid, threshold)
+    groups: dict[str, list[SampleRecord]] = {}
+    for r in records:
+        if not r.target:
+            groups.setdefault(r.kind, []).append(r)
+    return {rule: max((sum(_answers_found(r, k, rule) for r in group) / len(group)
+                       for group in groups.values()), default=0.0) for rule in rules}
+
+
+def best_found_rule(sweep: dict[tuple, float], worst: dict[tuple, float] | None = None,
+                    max_found_share: float = MAX_FOUND_SHARE) -> tuple[float, ...]:
+    """Return the rule of ``sweep`` with the highest prec@0.5 (ties: the mildest rule).
+
+    With ``worst`` (:func:`worst_found_shares`), only rules that answer "found" on at most
+    ``max_found_share`` of every no-target kind compete, when there are any.
+    """
     if not sweep:
         raise ValueError("empty found-rule sweep")
-    return max(sweep, key=lambda rule: (round(sweep[rule], 6), *(-x for x in rule)))
+    within = {rule: v for rule, v in sweep.items()
+              if worst is not None and worst[rule] <= max_found_share}
+    candidates = within or sweep
+    return max(candidates, key=lambda rule: (round(sweep[rule], 6), *(-x for x in rule)))
 
 
 def write_threshold(checkpoint: str | Path, threshold: float, sweep: dict | None = None,
@@ -205,11 +245,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     rule = None
     if any(not r.target for r in records):  # expressions with no target: choose the found rule
         rules = found_rule_sweep(records, list(sweep), best)
-        rule = best_found_rule(rules)
+        worst = worst_found_shares(records, list(sweep), best, rules)
+        rule = best_found_rule(rules, worst)
+        unbound = best_found_rule(rules)
         print(f"found rule at threshold {best:.2f}: a mask of at least {rule[0]:.4f} of the "
               f"image, a peak probability of at least {rule[1]:.2f} and, for a relation, a "
-              f"landmark peak of at least {rule[2]:.2f}: prec@0.5 {100 * rules[rule]:.2f} "
-              f"(no rule: {100 * rules[(0.0, 0.0, 0.0)]:.2f})")
+              f"landmark peak of at least {rule[2]:.2f}: prec@0.5 {100 * rules[rule]:.2f}, "
+              f"worst no-target kind answered found {100 * worst[rule]:.1f}% (no rule: "
+              f"{100 * rules[(0.0, 0.0, 0.0)]:.2f}, {100 * worst[(0.0, 0.0, 0.0)]:.1f}%)")
+        if worst[rule] > MAX_FOUND_SHARE:
+            print(f"  no rule of the grid keeps every no-target kind at or under "
+                  f"{100 * MAX_FOUND_SHARE:.0f}% answered found")
+        elif unbound != rule:
+            print(f"  the best rule without that cap: {unbound}, prec@0.5 "
+                  f"{100 * rules[unbound]:.2f}, worst no-target kind {100 * worst[unbound]:.1f}%")
     if args.write:
         write_threshold(args.checkpoint, best, sweep, rule)
         print(f"wrote threshold {best:.2f} into {args.checkpoint}")

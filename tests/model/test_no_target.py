@@ -164,3 +164,37 @@ def test_segmenter_applies_the_found_rule():
     mild = Segmenter(model, vocab, cfg, compile="off", precision="fp32", threshold=0.05,
                      found_rule={"min_peak": 0.0, "min_area": 0.0})
     np.testing.assert_array_equal(mild.predict(rgb, "cup").mask, plain.predict(rgb, "cup").mask)
+
+
+def test_found_rule_keeps_every_no_target_kind_under_the_cap_when_it_can():
+    from refseg_model.calibrate import (
+        SampleRecord,
+        best_found_rule,
+        found_rule_sweep,
+        worst_found_shares,
+    )
+
+    present = SampleRecord((2000,), (1800,), (2100,), 0.99, 100_000, True, kind="category")
+    weak_right = SampleRecord((2000,), (1800,), (2100,), 0.75, 100_000, True, kind="size")
+    # right answers to relations whose landmark is seen at 0.65 only
+    relation = SampleRecord((2000,), (1800,), (2100,), 0.99, 100_000, True, 0.65,
+                            kind="relation")
+    records = (
+        [present] * 40 + [weak_right] * 3 + [relation] * 3
+        # "the cup next to the yellow bowl": a confident cup, and a landmark seen at 0.6
+        + [SampleRecord((2000,), (0,), (2000,), 0.99, 100_000, False, 0.6,
+                        kind="absent_relation")] * 2
+        + [SampleRecord((2000,), (0,), (2000,), 0.99, 100_000, False, 0.01,
+                        kind="absent_relation")] * 18
+        + [SampleRecord((20,), (0,), (20,), 0.99, 100_000, False, kind="absent_category")] * 20)
+    sweep = found_rule_sweep(records, [0.5], 0.5)
+    worst = worst_found_shares(records, [0.5], 0.5, sweep)
+    assert worst[(0.0, 0.0, 0.0)] == 1.0          # no rule: every absent category found
+    unbound, capped = best_found_rule(sweep), best_found_rule(sweep, worst)
+    # without the cap 3 right relations outweigh 2 of 20 absent relations answered found
+    assert unbound[2] < 0.6 and worst[unbound] == pytest.approx(0.1)
+    # with it, the landmark must reach 0.7: no kind over 5%, at the price of one answer
+    assert capped[2] >= 0.7 and worst[capped] == 0.0
+    assert sweep[capped] < sweep[unbound]
+    # a cap no rule can meet: the best rule over all
+    assert best_found_rule(sweep, worst, max_found_share=-1.0) == unbound
