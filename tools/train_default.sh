@@ -8,6 +8,7 @@
 # Environment: BUDGET (seconds of training; default 6000 on the CPU, 420 on a GPU), RUN (run
 # folder, default runs/default), DATA (training set, default data/synth_v2), DATA_SEED and
 # NUM_IMAGES (the training set's generator seed and scenes when DATA must be written: 31, 10000),
+# SHIP (0: stop after training, no calibration and no shipping; default 1),
 # INIT (a checkpoint to warm-start from, e.g. the shipped weights shipped at 320x240; default:
 # random initialisation), LR (peak learning rate; default the preset's on the CPU, 0.0057 on a
 # GPU; the warm restarts of docs/RESULTS.md used 0.001 on the CPU), INPUT=WxH (ship the network
@@ -52,6 +53,8 @@ else
       --config tabletop --stage highres --device cpu --threads "$(nproc)" \
       --time-budget "$BUDGET" --val-split val "${lr[@]}" "${init[@]}" "${resume[@]}"
 fi
+
+[ "${SHIP:-1}" = 0 ] && exit 0  # SHIP=0: train only (a short GPU call; calibrate here later)
 
 # 3. Calibrate the threshold and the found rule on the validation split at the camera's
 #    640x480 (240 scenes of seed 5151, 4,574 expressions, about 150 of each no-target kind: enough
