@@ -32,6 +32,26 @@ from .text import Vocabulary
 DEFAULT_THRESHOLD = 0.5
 
 
+class LandmarkPeakRecorder:
+    """Forward hook on ``LandmarkGrounding.peaks``: the last landmark peaks seen, per thread.
+
+    A plain object with a dict (not a ``threading.local``, not a method of the ``Segmenter``), so
+    a network carrying the hook can still be deep-copied and pickled.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing seen."""
+        self.by_thread: dict[int, np.ndarray] = {}
+
+    def __call__(self, _module, _inputs, peaks: torch.Tensor) -> None:
+        """Keep the B landmark peaks of this forward pass (-1: the row names no landmark)."""
+        self.by_thread[threading.get_ident()] = peaks.detach().float().cpu().numpy()
+
+    def take(self) -> np.ndarray | None:
+        """Return and forget what this thread's last forward pass reported (None: nothing)."""
+        return self.by_thread.pop(threading.get_ident(), None)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The segmentation of one (image, expression) pair.
@@ -128,10 +148,10 @@ class Segmenter:
         self.stage = stage
         self.threshold = _check_threshold(threshold)
         self.found_rule = dict(found_rule or {})
-        self._landmark_peaks = threading.local()  # what the hook saw, per calling thread
+        self._landmark_peaks = LandmarkPeakRecorder()
         landmark = getattr(self.model, "landmark", None)
         if landmark is not None:
-            landmark.peaks.register_forward_hook(self._record_landmark_peaks)
+            landmark.peaks.register_forward_hook(self._landmark_peaks)
         height, width = config.input_shape
         example = prepare_images(torch.zeros(1, 3, height, width, device=self.device),
                                  self.numeric_path)
@@ -200,9 +220,6 @@ class Segmenter:
         return tuple(t for t in self.vocabulary.unknown_words(expression)
                      if any(c.isalnum() for c in t))
 
-    def _record_landmark_peaks(self, _module, _inputs, peaks: torch.Tensor) -> None:
-        self._landmark_peaks.value = peaks.detach().float().cpu().numpy()
-
     def _not_found_reason(self, mask: np.ndarray, peak: float, landmark_peak: float | None,
                           threshold: float, expression: str) -> str:
         """Return why ``mask`` is not an answer under the found rule ("" when it is one)."""
@@ -244,7 +261,7 @@ class Segmenter:
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
         batch = prepare_images(batch, self.numeric_path)
         token_batch = torch.tensor(tokens, dtype=torch.long, device=self.device)
-        self._landmark_peaks.value = None
+        self._landmark_peaks.take()  # nothing left over from an earlier call of this thread
         with torch.inference_mode(), autocast(self.device, self.numeric_path):
             if self._compiled is not None and batch.shape[0] == 1 and \
                     tuple(batch.shape[2:]) == self._compiled_shape:
@@ -252,7 +269,7 @@ class Segmenter:
             else:
                 logits = self.model.predict_logits(batch, token_batch, stage=self.stage)
             probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
-        peaks = self._landmark_peaks.value
+        peaks = self._landmark_peaks.take()
         results = []
         for row, (prob, (_, meta)) in enumerate(zip(probs, prepared)):
             full = unletterbox(prob, meta)  # a fresh float32 array: clipped in place

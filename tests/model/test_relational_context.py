@@ -193,3 +193,23 @@ def test_segmenter_answers_not_found_when_the_landmark_is_missing():
     # batches: each row keeps its own landmark peak
     batch = strict.predict_batch([rgb, rgb], ["cup", "the cup next to the bowl"])
     assert batch[0].found and batch[0].landmark_peak is None and not batch[1].found
+
+
+def test_a_segmenter_and_its_network_can_still_be_copied_and_pickled():
+    import copy
+    import pickle
+
+    from refseg_model.inference import Segmenter
+    from refseg_model.text import Vocabulary
+
+    cfg = _config("landmark")
+    cfg.vocab_size = len(WORDS)
+    segmenter = Segmenter(_landmark_model(6), Vocabulary.from_list(WORDS), cfg, compile="off",
+                          precision="fp32", threshold=0.05)
+    rgb = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    expected = segmenter.predict(rgb, "the cup next to the bowl").landmark_peak
+    network = copy.deepcopy(segmenter.model)                # the hook travels with it
+    assert isinstance(pickle.loads(pickle.dumps(network)), torch.nn.Module)
+    twin = copy.deepcopy(segmenter)
+    assert twin.predict(rgb, "the cup next to the bowl").landmark_peak == pytest.approx(expected)
+    assert twin.predict(rgb, "cup").landmark_peak is None   # nothing left over from the last call
