@@ -10,6 +10,7 @@ learned deconvolution initialised as bilinear upsampling.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import torch
@@ -116,7 +117,10 @@ class ExpressionEncoder(nn.Module):
         has no bf16 LSTM on CPUs without native bf16 (AVX2 only), where it would fail.
         """
         embedded = self.embedding(tokens).float()
-        with torch.autocast(device_type=tokens.device.type, enabled=False):
+        # No autocast exists on some devices (``meta``, where FLOPs are counted): nothing to leave.
+        no_autocast = torch.autocast(device_type=tokens.device.type, enabled=False) \
+            if torch.amp.is_autocast_available(tokens.device.type) else contextlib.nullcontext()
+        with no_autocast:
             _, (hidden, _) = self.lstm(embedded)
         return F.normalize(hidden[-1], dim=1)
 

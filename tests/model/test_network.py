@@ -278,3 +278,13 @@ def test_the_folded_classifier_layer_is_the_layer_on_the_fused_map(tiny_config, 
                          F.relu(model.classifier.mlp1(model._fused(features, tokens))))]
     for folded_grad, reference_grad in zip(*grads):
         torch.testing.assert_close(folded_grad, reference_grad, rtol=1e-4, atol=1e-5)
+
+
+def test_the_network_runs_on_the_meta_device(tiny_config):
+    """make bench counts FLOPs on ``meta`` tensors; the LSTM's autocast guard must allow it."""
+    model = build_model(tiny_config).to("meta").eval()
+    images = torch.empty(2, 3, 64, 64, device="meta")
+    tokens = torch.zeros(2, 20, dtype=torch.long, device="meta")
+    with torch.no_grad():
+        out = model(images, tokens, stage="highres")
+    assert out.shape == (2, 1, 64, 64) and out.device.type == "meta"
