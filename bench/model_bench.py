@@ -41,11 +41,16 @@ def parts_of(model: torch.nn.Module) -> tuple[str, ...]:
 
 
 def count_flops(net: Network, batch: int = 1) -> dict:
-    """Count the FLOPs of one ``highres`` forward pass (``FlopCounterMode``, meta tensors)."""
-    model = copy.deepcopy(net.model).to("meta")
+    """Count the FLOPs of one ``highres`` forward pass (``FlopCounterMode``).
+
+    On real CPU tensors, not ``meta`` ones: the landmark grounding picks its rows with
+    ``nonzero`` (data-dependent, which meta tensors cannot do). The command is all padding, so
+    no landmark pass is counted (a relation's costs about 30% more, docs/PERFORMANCE.md).
+    """
+    model = copy.deepcopy(net.model).to("cpu").float().eval()
     height, width = net.config.input_shape
-    images = torch.zeros(batch, 3, height, width, device="meta")
-    tokens = torch.zeros(batch, net.config.max_len, dtype=torch.long, device="meta")
+    images = torch.zeros(batch, 3, height, width)
+    tokens = torch.zeros(batch, net.config.max_len, dtype=torch.long)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(images, tokens, stage="highres")
