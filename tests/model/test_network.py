@@ -281,7 +281,7 @@ def test_the_folded_classifier_layer_is_the_layer_on_the_fused_map(tiny_config, 
 
 
 def test_the_network_runs_on_the_meta_device(tiny_config):
-    """make bench counts FLOPs on ``meta`` tensors; the LSTM's autocast guard must allow it."""
+    """The network runs on ``meta`` tensors: the LSTM's autocast guard must allow it."""
     model = build_model(tiny_config).to("meta").eval()
     images = torch.empty(2, 3, 64, 64, device="meta")
     tokens = torch.zeros(2, 20, dtype=torch.long, device="meta")
