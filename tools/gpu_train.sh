@@ -6,7 +6,10 @@
 #
 #   here:  python tools/ship_default.py model/refseg_model/weights/tabletop.pt runs/init.pt \
 #              --input 320x240
-#          (and the pycocotools wheel in .whl/, see docs/PERFORMANCE.md; the GPU image lacks it)
+#          and the pycocotools wheel the GPU image lacks, in .whl/ (ignored: add /.whl/ to
+#          .git/info/exclude): python -m pip download --no-deps --only-binary=:all:
+#          --python-version 3.12 --implementation cp --platform manylinux2014_x86_64
+#          -d .whl pycocotools==2.0.11
 #   there: run(command="tools/gpu_train.sh", carry=[".whl", "runs/init.pt"], timeout_s=600)
 #
 # Measured on the H200 of 2026-12-04 (16 CPUs): 10,000 scenes written in 36-52 s, about 900
