@@ -181,8 +181,8 @@ def best_found_rule(sweep: dict[tuple, float], worst: dict[tuple, float] | None 
     """
     if not sweep:
         raise ValueError("empty found-rule sweep")
-    within = {rule: v for rule, v in sweep.items()
-              if worst is not None and worst[rule] <= max_found_share}
+    within = {} if worst is None else \
+        {rule: v for rule, v in sweep.items() if worst[rule] <= max_found_share}
     candidates = within or sweep
     return max(candidates, key=lambda rule: (round(sweep[rule], 6), *(-x for x in rule)))
 

@@ -91,8 +91,9 @@ def segment_frame(segmenter, header, rgb: np.ndarray, query, settings, sensors,
         warn("unknown_words", f"words not in the model's vocabulary, ignored: "
                               f"{', '.join(unknown)} (expression {expression!r})")
     target = primary_target(prediction.mask, prediction.probs, s.max_regions)
-    reason = "" if target.found or not prediction.reason else (
-        f"not found: nothing in the picture matches {expression!r} ({prediction.reason})")
+    why = prediction.reason or f"no pixel reached the threshold {s.threshold:.2f}"
+    reason = "" if target.found else (
+        f"not found: nothing in the picture matches {expression!r} ({why})")
     result = _result(header, query, prediction.mask, target, rgb, elapsed, reason, s, sensors,
                      warn)
     return replace(result, probs=prediction.probs)
@@ -119,9 +120,6 @@ def _result(header, query, mask, target, rgb, elapsed, reason, settings, sensors
     if target.found:
         location = locate_target(target, sensors.depth_for(header, s), s, warn, rgb)
         point, geometry, reason = location.point, location.geometry, reason or location.reason
-    elif not reason:
-        reason = (f"not found: nothing in the picture matches {query.expression!r} (no pixel "
-                  f"reached the threshold {s.threshold:.2f})")
     return FrameResult(
         header=header, command=query.command, expression=query.expression, mask=mask,
         target=target, threshold=s.threshold, unknown_words=query.unknown_words,
