@@ -15,7 +15,9 @@
 # at another input size, docs/RESULTS.md: 384x288), PYTHON (the interpreter; default .venv's,
 # else python3: the GPU machines have no venv, only their image's torch; the package runs from
 # model/ through PYTHONPATH), DEVICE (the --gpu path's device, default cuda: DEVICE=cpu checks
-# that path on a CPU with a tiny BUDGET and NUM_IMAGES).
+# that path on a CPU with a tiny BUDGET and NUM_IMAGES), SCENE=WxH and WIDE=WxH (the training
+# scenes' 4:3 and 16:9 sizes when DATA must be written: 320x240 and 368x208), WORKERS (the --gpu
+# path's data loader workers; default nproc - 4).
 # On both paths a cosine schedule runs over the time budget (--time-budget): a run killed at any
 # moment resumes from its last checkpoint with its clock kept. On a GPU the batch is 8x larger
 # (64 = 16 images x 4 expressions) and the learning rate scaled by sqrt(8).
@@ -33,11 +35,13 @@ GPU=0
 BUDGET=${BUDGET:-$(( GPU ? 420 : 6000 ))}
 
 # 1. The training set (generator version 2: no-target expressions): 10,000 scenes at the
-#    network's 320x240 input, 30% of them from a 16:9 camera at 368x208 (seed 31; 4% val).
+#    preset's 320x240 input (SCENE), 30% of them from a 16:9 camera at 368x208 (seed 31; 4% val).
 workers=$(( GPU ? $(nproc) : 2 ))
+scene=${SCENE:-320x240}
 [ -f "$DATA/meta.json" ] || "$PY" -m refseg_model.cli.synth --out "$DATA" \
-    --num-images "${NUM_IMAGES:-10000}" --seed "${DATA_SEED:-31}" --width 320 --height 240 \
-    --wide 368x208 --wide-frac 0.3 --workers "$workers" --val-frac 0.04 --test-frac 0.0
+    --num-images "${NUM_IMAGES:-10000}" --seed "${DATA_SEED:-31}" --width "${scene%x*}" \
+    --height "${scene#*x}" --wide "${WIDE:-368x208}" --wide-frac 0.3 --workers "$workers" \
+    --val-frac 0.04 --test-frac 0.0
 
 # 2. Train (one highres stage, deep supervision of the coarse map).
 resume=(); [ -f "$RUN/last.pt" ] && resume=(--resume)
@@ -45,7 +49,7 @@ init=(); [ -n "${INIT:-}" ] && [ ! -f "$RUN/last.pt" ] && init=(--init "$INIT")
 if [ $GPU = 1 ]; then
   "$PY" -m refseg_model.cli.train --dataset synthetic --data-root "$DATA" --out "$RUN" \
       --config tabletop --stage highres --device "${DEVICE:-cuda}" --batch-size 64 --lr "${LR:-0.0057}" \
-      --workers $(( $(nproc) > 4 ? $(nproc) - 4 : 1 )) --checkpoint-every 1000 \
+      --workers "${WORKERS:-$(( $(nproc) > 4 ? $(nproc) - 4 : 1 ))}" --checkpoint-every 1000 \
       --time-budget "$BUDGET" --val-split val "${init[@]}" "${resume[@]}"
 else
   lr=(); [ -n "${LR:-}" ] && lr=(--lr "$LR")

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (device `run`): an equal-time A/B of two warm-started trainings
+# of the default, run side by side on the same GPU for the same seconds, each with half the
+# machine's CPUs for its data loader (the loader, not the GPU, sets the pace on the H200).
+#
+#   A: the recipe of tools/gpu_train.sh: scenes at 320x240 (16:9: 368x208), the network
+#      trained at 320x240 (init runs/init320.pt) and shipped at 384x288;
+#   B: scenes at the shipped input, 384x288 (16:9: 440x248), the network trained at
+#      384x288 (init runs/init384.pt): training sees objects at the size inference sees them.
+#
+#   here:  python tools/ship_default.py model/refseg_model/weights/tabletop.pt runs/init320.pt \
+#              --input 320x240     (and --input 384x288 for runs/init384.pt)
+#          the pycocotools wheel in .whl/ (tools/gpu_train.sh's header)
+#   there: run(command="tools/gpu_ab.sh", carry=[".whl", "runs/init320.pt", "runs/init384.pt"],
+#              timeout_s=590)
+#   back:  $OUT/{A,B}/last.pt (copied every 15 s), calibrated and scored here
+#          (docs/RESULTS.md, the A/B of the training resolution).
+#
+# Environment: BUDGET (training seconds of each arm, default 330), NUM_IMAGES (scenes of each
+# arm's training set, default 8000), DATA_SEED (default 133, the same scenes for both arms), LR
+# (default 0.001), DEVICE (default cuda; cpu checks the script with a tiny BUDGET).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${OUT:-runs/gpu_ab}
+mkdir -p "$ROOT"
+exec > >(tee "$ROOT/ab.log") 2>&1
+start=$(date +%s)
+echo "gpu_ab: $(date -u +%FT%TZ) on $(hostname), $(nproc) CPUs"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1
+if ! "$PYTHON" -c 'import pycocotools' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 2
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+half=$(( $(nproc) / 2 ))
+export BUDGET=${BUDGET:-330} NUM_IMAGES=${NUM_IMAGES:-8000} DATA_SEED=${DATA_SEED:-133}
+export LR=${LR:-0.001} SHIP=0 WORKERS=$(( half > 2 ? half - 2 : 1 ))
+
+arm() {  # arm NAME SCENE WIDE INIT: one training, its files copied to $ROOT/NAME as written
+    local name=$1 dir=/tmp/refseg_ab_$1
+    mkdir -p "$ROOT/$name"
+    ( while sleep 15; do
+        for f in last.pt best.pt metrics.jsonl train.log loss_curve.png; do
+            [ -f "$dir/run/$f" ] && cp "$dir/run/$f" "$ROOT/$name/.$f.tmp" \
+                && mv "$ROOT/$name/.$f.tmp" "$ROOT/$name/$f"
+        done
+      done ) &
+    local copier=$!
+    RUN=$dir/run DATA=$dir/train SCENE=$2 WIDE=$3 INIT=$4 tools/train_default.sh --gpu \
+        > "$ROOT/$name/session.log" 2>&1
+    local rc=$?
+    sleep 1; kill $copier 2>/dev/null
+    for f in last.pt best.pt metrics.jsonl train.log loss_curve.png; do
+        [ -f "$dir/run/$f" ] && cp "$dir/run/$f" "$ROOT/$name/$f"
+    done
+    echo "gpu_ab: arm $name exit $rc after $(( $(date +%s) - start )) s"
+}
+arm A 320x240 368x208 runs/init320.pt &
+arm B 384x288 440x248 runs/init384.pt &
+wait
+echo "gpu_ab: done after $(( $(date +%s) - start )) s"
