@@ -13,7 +13,8 @@
 #          the pycocotools wheel in .whl/ (tools/gpu_train.sh's header)
 #   there: run(command="tools/gpu_ab.sh", carry=[".whl", "runs/init320.pt", "runs/init384.pt"],
 #              timeout_s=590)
-#   back:  $OUT/{A,B}/last.pt (copied every 15 s), calibrated and scored here
+#   back:  $OUT/{A,B}/last.pt (copied every 15 s) and logs.tgz (the device returns 8 files at
+#          most), calibrated and scored here
 #          (docs/RESULTS.md, the A/B of the training resolution).
 #
 # Environment: BUDGET (training seconds of each arm, default 330), NUM_IMAGES (scenes of each
@@ -41,22 +42,26 @@ arm() {  # arm NAME SCENE WIDE INIT: one training, its files copied to $ROOT/NAM
     local name=$1 dir=/tmp/refseg_ab_$1
     mkdir -p "$ROOT/$name"
     ( while sleep 15; do
-        for f in last.pt best.pt metrics.jsonl train.log loss_curve.png; do
+        for f in last.pt metrics.jsonl; do
             [ -f "$dir/run/$f" ] && cp "$dir/run/$f" "$ROOT/$name/.$f.tmp" \
                 && mv "$ROOT/$name/.$f.tmp" "$ROOT/$name/$f"
         done
       done ) &
     local copier=$!
+    mkdir -p "$dir/run"
     RUN=$dir/run DATA=$dir/train SCENE=$2 WIDE=$3 INIT=$4 tools/train_default.sh --gpu \
         > "$ROOT/$name/session.log" 2>&1
     local rc=$?
     sleep 1; kill $copier 2>/dev/null
-    for f in last.pt best.pt metrics.jsonl train.log loss_curve.png; do
-        [ -f "$dir/run/$f" ] && cp "$dir/run/$f" "$ROOT/$name/$f"
-    done
+    [ -f "$dir/run/last.pt" ] && cp "$dir/run/last.pt" "$ROOT/$name/last.pt"
+    cp "$ROOT/$name/session.log" "$dir/run/" 2>/dev/null
+    tar -C "$dir/run" -czf "$ROOT/$name/logs.tgz" --exclude='*.pt' . && \
+        rm -f "$ROOT/$name"/{best.pt,metrics.jsonl,train.log,loss_curve.png,session.log}
     echo "gpu_ab: arm $name exit $rc after $(( $(date +%s) - start )) s"
 }
 arm A 320x240 368x208 runs/init320.pt &
+a=$!
 arm B 384x288 440x248 runs/init384.pt &
-wait
+b=$!
+wait $a $b  # not a bare wait: that one also waits for the tee above, which never ends
 echo "gpu_ab: done after $(( $(date +%s) - start )) s"
