@@ -26,7 +26,7 @@ from .checkpoint import (
 from .config import ModelConfig
 from .fastpath import autocast, compile_if_faster, prepare_images, prepare_model, resolve_path
 from .network import landmark_words
-from .preprocess import compensate_exposure, letterbox, mean_luma, normalize, unletterbox
+from .preprocess import compensate_exposure, letterbox, mean_luma, normalize_batch, unletterbox
 from .text import Vocabulary
 
 DEFAULT_THRESHOLD = 0.5
@@ -213,7 +213,7 @@ class Segmenter:
         boxed, meta = letterbox(rgb, width, height)
         if self.config.exposure_range is not None:  # the gain of the whole frame, applied small
             boxed = compensate_exposure(boxed, self.config.exposure_range, mean_luma(rgb))
-        return normalize(boxed), meta
+        return boxed, meta
 
     def unknown_words(self, expression: str) -> tuple[str, ...]:
         """Return the words of ``expression`` not in the vocabulary, in order (no punctuation)."""
@@ -258,8 +258,8 @@ class Segmenter:
         if len({p[0].shape for p in prepared}) > 1:  # inputs of several aspects: one by one
             return [self.predict_batch([im], [e], threshold)[0]
                     for im, e in zip(images, expressions)]
-        batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
-        batch = prepare_images(batch, self.numeric_path)
+        boxed = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
+        batch = prepare_images(normalize_batch(boxed), self.numeric_path)
         token_batch = torch.tensor(tokens, dtype=torch.long, device=self.device)
         self._landmark_peaks.take()  # nothing left over from an earlier call of this thread
         with torch.inference_mode(), autocast(self.device, self.numeric_path):

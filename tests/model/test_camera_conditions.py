@@ -114,8 +114,8 @@ def test_keep_aspect_segmenter_takes_a_16_9_frame_without_letterbox_padding():
     wide = np.zeros((72, 128, 3), np.uint8)
     boxed, meta = seg._image(wide)
     assert meta.pad_top == 0 and meta.pad_left == 0  # the content fills the input
-    assert boxed.shape[1:] == cfg.input_shape_for(72, 128)
-    assert boxed.shape[2] > boxed.shape[1]  # wider than high
+    assert boxed.shape[:2] == cfg.input_shape_for(72, 128)
+    assert boxed.shape[1] > boxed.shape[0]  # wider than high
     square = np.zeros((64, 64, 3), np.uint8)
     preds = seg.predict_batch([wide, square], ["cup", "cup"])  # two shapes in one call
     assert preds[0].mask.shape == (72, 128) and preds[1].mask.shape == (64, 64)

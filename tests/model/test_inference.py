@@ -49,8 +49,8 @@ def test_the_compile_probe_runs_on_the_shape_predict_feeds(tiny_config):
     seg = Segmenter(build_model(tiny_config, len(VOCAB)), Vocabulary.from_list(VOCAB),
                     tiny_config, device="cpu", compile="off")
     fed, _ = seg._image(np.zeros((30, 40, 3), np.uint8))
-    assert fed.shape[-2:] == (tiny_config.input_height, tiny_config.input_width)
-    assert seg._compiled_shape == fed.shape[-2:]   # the shape the probe measured and compiled
+    assert fed.shape[:2] == (tiny_config.input_height, tiny_config.input_width)
+    assert seg._compiled_shape == fed.shape[:2]   # the shape the probe measured and compiled
 
 
 def test_predict_matches_manual_preprocessing(checkpoint):
@@ -180,7 +180,7 @@ def test_segmenter_uses_the_checkpoint_binarisation():
 
     from refseg_model.config import load_config
     from refseg_model.inference import Segmenter, released_mask
-    from refseg_model.preprocess import letterbox
+    from refseg_model.preprocess import letterbox, normalize
     from refseg_model.text import Vocabulary
 
     cfg = dataclasses.replace(load_config("tiny").model, binarize="threshold_then_resize")
@@ -190,9 +190,9 @@ def test_segmenter_uses_the_checkpoint_binarisation():
                           precision="fp32")
     rgb = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     pred = segmenter.predict(rgb, "a b")
-    _, meta = letterbox(rgb, cfg.input_width, cfg.input_height)
+    boxed, meta = letterbox(rgb, cfg.input_width, cfg.input_height)
     square = segmenter.model.predict_logits(
-        torch.from_numpy(segmenter._image(rgb)[0])[None], torch.tensor([vocab.encode("a b")]),
+        torch.from_numpy(normalize(boxed))[None], torch.tensor([vocab.encode("a b")]),
         stage="lowres")
     expected = released_mask(torch.sigmoid(square[0, 0]).detach().numpy(), meta)
     assert np.array_equal(pred.mask, expected)

@@ -1,7 +1,9 @@
 """Tests of letterboxing, normalisation, un-letterboxing and the low-res labels."""
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
 from refseg_model.preprocess import (
     RGB_MEAN,
@@ -9,7 +11,9 @@ from refseg_model.preprocess import (
     coarse_labels,
     letterbox,
     letterbox_mask,
+    mean_luma,
     normalize,
+    normalize_batch,
     unletterbox,
 )
 
@@ -60,6 +64,47 @@ def test_normalize_subtracts_rgb_mean_chw():
     np.testing.assert_allclose(out[0], 255 - RGB_MEAN[0], rtol=1e-6)
     np.testing.assert_allclose(out[1], -RGB_MEAN[1], rtol=1e-6)
     np.testing.assert_allclose(out[2], -RGB_MEAN[2], rtol=1e-6)
+
+
+def test_normalize_batch_gives_normalize_numbers_in_channels_last_memory():
+    images = np.random.default_rng(1).integers(0, 256, (2, 6, 10, 3), dtype=np.uint8)
+    out = normalize_batch(torch.from_numpy(images))
+    assert out.shape == (2, 3, 6, 10) and out.dtype == torch.float32
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    for row in range(2):
+        assert np.array_equal(out[row].numpy(), normalize(images[row]))
+    with pytest.raises(ValueError, match="uint8"):
+        normalize_batch(torch.zeros(1, 6, 10, 3))
+
+
+def _smooth_frame(height, width, seed=0):
+    """A camera-like frame: low-frequency colour fields plus a little sensor noise."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (height // 40, width // 40, 3), dtype=np.uint8)
+    frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    return np.clip(frame + rng.integers(-3, 4, frame.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape,canvas", [((720, 1280), (248, 440)), ((1080, 1920), (248, 440)),
+                                          ((480, 640), (288, 384)), ((721, 1283), (248, 440))])
+def test_letterbox_shrinks_about_like_one_area_resize(shape, canvas):
+    """Whole-factor block means first (the fast path) move an area resize's pixels a little;
+    without a whole factor (640x480 to 384x288, a prime-sized frame) it is one area resize."""
+    frame = _smooth_frame(*shape)
+    boxed, meta = letterbox(frame, canvas[1], canvas[0])
+    content = boxed[meta.pad_top:meta.pad_top + meta.new_h, meta.pad_left:meta.pad_left + meta.new_w]
+    direct = cv2.resize(frame, (meta.new_w, meta.new_h), interpolation=cv2.INTER_AREA)
+    diff = np.abs(content.astype(int) - direct)
+    if min(shape[0] // meta.new_h, shape[1] // meta.new_w) < 2 or shape == (721, 1283):
+        assert diff.max() == 0
+    else:
+        assert 0 < diff.mean() < 0.5
+
+
+def test_mean_luma_is_the_rec601_mean_of_every_pixel():
+    frame = _smooth_frame(90, 160, seed=3)
+    want = (frame.astype(np.float64) @ [0.299, 0.587, 0.114]).mean()
+    assert mean_luma(frame) == pytest.approx(want, abs=1e-3)
 
 
 @pytest.mark.parametrize("shape", [(30, 60), (60, 30), (37, 53), (64, 64), (100, 40)])
