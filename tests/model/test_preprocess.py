@@ -78,7 +78,7 @@ def test_normalize_batch_gives_normalize_numbers_in_channels_last_memory():
 
 
 def _smooth_frame(height, width, seed=0):
-    """A camera-like frame: low-frequency colour fields plus a little sensor noise."""
+    """Return a camera-like frame: low-frequency colour fields plus a little sensor noise."""
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (height // 40, width // 40, 3), dtype=np.uint8)
     frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
@@ -88,11 +88,14 @@ def _smooth_frame(height, width, seed=0):
 @pytest.mark.parametrize("shape,canvas", [((720, 1280), (248, 440)), ((1080, 1920), (248, 440)),
                                           ((480, 640), (288, 384)), ((721, 1283), (248, 440))])
 def test_letterbox_shrinks_about_like_one_area_resize(shape, canvas):
-    """Whole-factor block means first (the fast path) move an area resize's pixels a little;
-    without a whole factor (640x480 to 384x288, a prime-sized frame) it is one area resize."""
+    """Block means first (the fast path) move an area resize's pixels a little.
+
+    Without a whole factor (640x480 to 384x288, a prime-sized frame) it is one area resize.
+    """
     frame = _smooth_frame(*shape)
     boxed, meta = letterbox(frame, canvas[1], canvas[0])
-    content = boxed[meta.pad_top:meta.pad_top + meta.new_h, meta.pad_left:meta.pad_left + meta.new_w]
+    content = boxed[meta.pad_top:meta.pad_top + meta.new_h,
+                    meta.pad_left:meta.pad_left + meta.new_w]
     direct = cv2.resize(frame, (meta.new_w, meta.new_h), interpolation=cv2.INTER_AREA)
     diff = np.abs(content.astype(int) - direct)
     if min(shape[0] // meta.new_h, shape[1] // meta.new_w) < 2 or shape == (721, 1283):
