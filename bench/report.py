@@ -79,12 +79,15 @@ def markdown(results: dict) -> str:
             lines.append(f"| {row['network']} | {row['path']} | {row['samples']} | "
                          f"{row['overall_iou']:.4f} | {row['min_iou']:.4f} |")
         for prof in model.get("profile", []):
+            passes = prof["parts"].get("passes", 1)
             lines += ["", f"Where the time goes: {prof['network']}, {prof['path']}, batch 1 "
-                      f"({prof['parts']['total_s'] * 1e3:.0f} ms):", "",
+                      f"({prof['parts']['total_s'] * 1e3:.0f} ms, the fastest of {passes} "
+                      "passes; a part is the modules of it that ran, \"other\" the rest: the "
+                      "folded first classifier layer, the landmark pass's glue):", "",
                       "| part | ms | GFLOP |", "|---|---|---|"]
             for part, sec in prof["parts"]["parts_s"].items():
                 gflop = prof["flops_parts"].get(part, 0) / 1e9
-                lines.append(f"| {part} | {sec * 1e3:.1f} | {gflop:.1f} |")
+                lines.append(f"| {part} | {sec * 1e3:.1f} | {gflop:.2f} |")
             lines += ["", "| operator | self ms | share | calls |", "|---|---|---|---|"]
             for op in prof["ops"]:
                 lines.append(f"| `{op['op']}` | {op['self_ms']:.1f} | {op['share']:.0%} | "
