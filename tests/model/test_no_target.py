@@ -51,9 +51,13 @@ def test_no_target_expressions_name_nothing_in_the_scene(scenes):
         for region in (r for r in scene.regions if r.kind == "absent"):
             for text, strategy in zip(region.expressions, region.strategies):
                 words = _words(text)
-                if strategy == "absent_category":
-                    category = NOUN_TO_CATEGORY[words[-1]]
-                    assert category not in {o.category for o in objects}, text
+                if strategy == "absent_category":  # "the jar", "the jar on the left"
+                    nouns = [w for w in words if w in NOUN_TO_CATEGORY]
+                    assert len(nouns) == 1, text
+                    assert NOUN_TO_CATEGORY[nouns[0]] not in {o.category for o in objects}, text
+                elif strategy == "absent_colour_only":  # "the purple one"
+                    assert words[-1] in ("one", "object", "thing"), text
+                    assert words[-2] not in {o.colour for o in objects}, text
                 elif strategy == "absent_colour":
                     colour, category = words[-2], NOUN_TO_CATEGORY[words[-1]]
                     assert (colour, category) not in pairs, text
