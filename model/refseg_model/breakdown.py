@@ -29,7 +29,8 @@ KIND_TITLES = {"category": "category", "colour": "colour", "colour_only": "colou
                "size": "size", "position": "absolute position", "relation": "relation",
                "plural": "plural / group", "stuff": "stuff",
                "absent_category": "no target: category", "absent_colour": "no target: colour",
-               "absent_colour_only": "no target: colour only", "absent_relation": "no target: relation"}
+               "absent_colour_only": "no target: colour only",
+               "absent_relation": "no target: relation"}
 NO_TARGET = "no target"
 """The size group of samples whose ground truth is empty (not a band of small targets)."""
 TITLES = {"kind": "expression kind", "strategy": "generator strategy",

@@ -1,4 +1,4 @@
-"""Probe no-target commands the generator does not write: is the model fooled by them?
+"""Probe no-target commands the generator did not write: is the model fooled by them.
 
 For each scene of a synthetic split, commands whose referent is absent although every word is
 known: a colour no object has, alone ("the purple one"), and an absent category in a position
@@ -45,6 +45,7 @@ def probes(scene: dict, rng: np.random.Generator) -> list[tuple[str, str]]:
 
 
 def main() -> None:
+    """Print the share of each probe kind answered found on the scenes of ``--data-root``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-root", type=Path, required=True)

@@ -18,8 +18,9 @@ from refseg_model.synth.expressions import describe_scene
 from refseg_model.synth.objects import CATEGORIES, COLOURS, SIZES, ObjectSpec, sample_spec
 from refseg_model.synth.render import Environment, PlacedObject, sample_environment
 
-GENERATOR_VERSION = "3"  # 2: no-target expressions (region "absent"); 3: absent colour alone, absent
-# categories at a position
+# 2: no-target expressions (region "absent"); 3: an absent colour alone, absent categories at a
+# position
+GENERATOR_VERSION = "3"
 MIN_OBJECTS, MAX_OBJECTS = 3, 7
 MIN_HEIGHT_PX, MAX_HEIGHT_PX = 40, 165
 CLUSTER_PROB = 0.5  # object heights in the picture, at 480 rows
