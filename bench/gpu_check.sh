@@ -17,6 +17,7 @@ if [ -z "$PY" ]; then
 fi
 export PYTHONPATH="$PWD:$PWD/model${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
+[ "$PY" = python3 ] && PYTHON=python3 source tools/gpu_env.sh  # the GPU image: no pycocotools
 "$PY" -c 'import torch, refseg_model' || { echo "gpu_check: torch / refseg_model not importable with $PY (set PYTHON=...)" >&2; exit 2; }
 if [[ " $* " != *" --dry-run "* ]]; then
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true

@@ -29,11 +29,7 @@ start=$(date +%s)
 echo "gpu_ab: $(date -u +%FT%TZ) on $(hostname), $(nproc) CPUs"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1
-if ! "$PYTHON" -c 'import pycocotools' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 2
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
+source tools/gpu_env.sh
 half=$(( $(nproc) / 2 ))
 export BUDGET=${BUDGET:-330} NUM_IMAGES=${NUM_IMAGES:-8000} DATA_SEED=${DATA_SEED:-133}
 export LR=${LR:-0.001} SHIP=0 WORKERS=$(( half > 2 ? half - 2 : 1 ))

@@ -32,11 +32,7 @@ start=$(date +%s)
 echo "gpu_train: $(date -u +%FT%TZ) on $(hostname), $(nproc) CPUs"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1
-if ! "$PYTHON" -c 'import pycocotools' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 2
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
+source tools/gpu_env.sh
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 
 RUN=${RUN:-/tmp/refseg_gpu_run}
