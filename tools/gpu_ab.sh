@@ -23,13 +23,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${OUT:-runs/gpu_ab}
-mkdir -p "$ROOT"
-exec > >(tee "$ROOT/ab.log") 2>&1
-start=$(date +%s)
-echo "gpu_ab: $(date -u +%FT%TZ) on $(hostname), $(nproc) CPUs"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1
 source tools/gpu_env.sh
+gpu_session gpu_ab "$ROOT/ab.log"
 half=$(( $(nproc) / 2 ))
 export BUDGET=${BUDGET:-330} NUM_IMAGES=${NUM_IMAGES:-8000} DATA_SEED=${DATA_SEED:-133}
 export LR=${LR:-0.001} SHIP=0 WORKERS=$(( half > 2 ? half - 2 : 1 ))

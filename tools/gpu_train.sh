@@ -26,13 +26,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu_out}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/session.log") 2>&1
-start=$(date +%s)
-echo "gpu_train: $(date -u +%FT%TZ) on $(hostname), $(nproc) CPUs"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1
 source tools/gpu_env.sh
+gpu_session gpu_train "$OUT/session.log"
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 
 RUN=${RUN:-/tmp/refseg_gpu_run}
