@@ -61,11 +61,11 @@ fi
 [ "${SHIP:-1}" = 0 ] && exit 0  # SHIP=0: train only (a short GPU call; calibrate here later)
 
 # 3. Calibrate the threshold and the found rule on the validation split at the camera's
-#    640x480 (240 scenes of seed 5151, 4,574 expressions, about 150 of each no-target kind: enough
+#    640x480 (240 scenes of seed 5151, 4,546 expressions, about 150 of each no-target kind: enough
 #    to tell 5% answered "found" from 10%; no scene shared with training or the evaluation sets),
 #    then ship (weights, config, vocabulary, threshold and found rule; no optimiser state).
 device=cpu; [ $GPU = 1 ] && device=${DEVICE:-cuda}
-VAL=${VAL:-data/val_640_240}
+VAL=${VAL:-data/val_640_v3}  # generator version 3 (data/val_640_240: the same scenes, version 2)
 [ -f "$VAL/meta.json" ] || "$PY" -m refseg_model.cli.synth --out "$VAL" --num-images 240 \
     --seed 5151 --width 640 --height 480 --workers "$workers" --val-frac 0.999 --test-frac 0
 input=(); [ -n "${INPUT:-}" ] && input=(--input "$INPUT")
