@@ -32,12 +32,7 @@ export LR=${LR:-0.001} SHIP=0 WORKERS=$(( half > 2 ? half - 2 : 1 ))
 arm() {  # arm NAME SCENE WIDE INIT: one training, its files copied to $ROOT/NAME as written
     local name=$1 dir=/tmp/refseg_ab_$1
     mkdir -p "$ROOT/$name"
-    ( while sleep 15; do
-        for f in last.pt metrics.jsonl; do
-            [ -f "$dir/run/$f" ] && cp "$dir/run/$f" "$ROOT/$name/.$f.tmp" \
-                && mv "$ROOT/$name/.$f.tmp" "$ROOT/$name/$f"
-        done
-      done ) &
+    ( while sleep 15; do copy_files "$dir/run" "$ROOT/$name" last.pt metrics.jsonl; done ) &
     local copier=$!
     mkdir -p "$dir/run"
     RUN=$dir/run DATA=$dir/train SCENE=$2 WIDE=$3 INIT=$4 tools/train_default.sh --gpu \

@@ -17,3 +17,12 @@ gpu_session() {  # gpu_session NAME LOG: everything after it also goes to LOG; $
         nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
     return 0
 }
+
+copy_files() {  # copy_files SRC DST FILE...: atomic copies of those of FILE that exist in SRC
+    local src=$1 dst=$2 f
+    shift 2
+    for f in "$@"; do
+        [ -f "$src/$f" ] && cp "$src/$f" "$dst/.$f.tmp" && mv "$dst/.$f.tmp" "$dst/$f"
+    done
+    return 0
+}

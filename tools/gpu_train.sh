@@ -35,11 +35,8 @@ export RUN DATA=${DATA:-/tmp/refseg_gpu_data/train} VAL=${VAL:-/tmp/refseg_gpu_d
 export BUDGET=${BUDGET:-400} NUM_IMAGES=${NUM_IMAGES:-10000} DATA_SEED=${DATA_SEED:-131}
 export LR=${LR:-0.0028} INIT=${INIT:-runs/init.pt} INPUT=${INPUT:-384x288}
 
-copy() {  # atomic copies of the run's files into $OUT (what a cut-short call brings back)
-    for f in last.pt best.pt metrics.jsonl train.log loss_curve.png; do
-        [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/.$f.tmp" && mv "$OUT/.$f.tmp" "$OUT/$f"
-    done
-    return 0
+copy() {  # the run's files into $OUT (what a cut-short call brings back)
+    copy_files "$RUN" "$OUT" last.pt best.pt metrics.jsonl train.log loss_curve.png
 }
 ( while sleep 15; do copy; done ) &
 copier=$!
