@@ -24,7 +24,14 @@ from .checkpoint import (
     model_from_checkpoint,
 )
 from .config import ModelConfig
-from .fastpath import autocast, compile_if_faster, prepare_images, prepare_model, resolve_path
+from .fastpath import (
+    autocast,
+    compile_if_faster,
+    fold_batchnorm,
+    prepare_images,
+    prepare_model,
+    resolve_path,
+)
 from .network import landmark_words
 from .preprocess import compensate_exposure, letterbox, mean_luma, normalize_batch, unletterbox
 from .text import Vocabulary
@@ -144,7 +151,9 @@ class Segmenter:
         (``refseg_model.fastpath``); ``auto`` picks the fastest one that keeps the answers on
         this device, and :attr:`numeric_path` says which and why. ``model`` itself is moved to
         the device and its weights converted to that path **in place** (no second copy of a
-        large network); pass ``copy.deepcopy(model)`` to keep using the original in float32.
+        large network), its batch norms folded into their convolutions (it can no longer
+        train) and its expression encoder remembering recent commands; pass
+        ``copy.deepcopy(model)`` to keep using the original in float32 or to train it further.
         ``found_rule`` (``{"min_area": share of the image, "min_peak": probability,
         "min_landmark_peak": probability}``, chosen by ``refseg-calibrate``) empties a mask that
         covers less than ``min_area`` of the image, whose probabilities never reach
@@ -154,7 +163,12 @@ class Segmenter:
         """
         self.device = resolve_device(device)
         self.numeric_path = resolve_path(precision, channels_last, self.device)
-        self.model = prepare_model(model.to(self.device).eval(), self.numeric_path)
+        model = model.to(self.device).eval()
+        fold_batchnorm(model)  # eval-mode norms into their convolutions: one pass fewer each
+        encoder = getattr(model, "expression_encoder", None)
+        if encoder is not None:
+            encoder.remember()  # the same command frame after frame: encode it once
+        self.model = prepare_model(model, self.numeric_path)
         self.vocabulary = vocabulary
         self.config = config
         self.stage = stage
@@ -303,6 +317,9 @@ class Segmenter:
     def release(self) -> None:
         """Free the network (and cached GPU memory); the segmenter is unusable afterwards."""
         on_cuda = self.device.type == "cuda"
+        encoder = getattr(self.model, "expression_encoder", None)
+        if encoder is not None:
+            encoder.forget()
         self.model = self._compiled = None
         if on_cuda:
             torch.cuda.empty_cache()

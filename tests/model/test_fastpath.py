@@ -281,3 +281,110 @@ def test_configure_threads_reports_what_it_set():
     configure_threads(threads=1)
     assert torch.get_num_threads() == 1
     configure_threads(threads=done["torch_threads"])
+
+
+def _with_running_statistics(model):
+    """Give every batch norm running statistics and an affine part that are not the identity."""
+    gen = torch.Generator().manual_seed(3)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=gen))
+            module.running_var.copy_(torch.rand(n, generator=gen) * 2 + 0.1)
+            module.weight.data.copy_(torch.randn(n, generator=gen))
+            module.bias.data.copy_(torch.randn(n, generator=gen))
+    return model
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tabletop"])
+def test_fold_batchnorm_keeps_the_function(preset):
+    import dataclasses
+
+    from refseg_model.config import load_config
+    from refseg_model.fastpath import fold_batchnorm
+
+    words = ["<pad>", "<go>", "<eos>", "<unk>", "next", "to"] + [f"w{i}" for i in range(14)]
+    cfg = dataclasses.replace(load_config(preset).model, vocab_size=20, input_width=96,
+                              input_height=64)
+    torch.manual_seed(0)
+    model = _with_running_statistics(build_model(cfg, vocabulary=words)).eval()
+    for module in model.modules():  # layers that start at zero (decoder, context): make them count
+        if isinstance(module, torch.nn.Conv2d) and not module.weight.any():
+            torch.nn.init.normal_(module.weight, std=0.1)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert norms >= 3
+    images = torch.randn(2, 3, 64, 96) * 60
+    tokens = torch.randint(6, 20, (2, 20))
+    tokens[1, 10] = words.index("to")  # a relation: the landmark's pass runs too
+    with torch.inference_mode():
+        expected = model(images, tokens)
+    assert fold_batchnorm(model) == norms  # every norm of these networks follows a convolution
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert fold_batchnorm(model) == 0  # folding again finds nothing
+    with torch.inference_mode():
+        got = model(images, tokens)
+    assert expected.abs().max() > 0.1  # a function that says something, not zeros
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_fold_batchnorm_refuses_a_training_model(tiny_config):
+    from refseg_model.fastpath import fold_batchnorm
+
+    model = build_model(tiny_config)
+    with pytest.raises(ValueError, match="eval"):
+        fold_batchnorm(model)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def test_expression_encoder_remembers_commands_only_without_gradients(tiny_config):
+    from refseg_model.network import MEMO_SIZE
+
+    encoder = build_model(tiny_config).eval().expression_encoder
+    tokens = torch.randint(1, 20, (1, 20))
+    other = tokens.clone()
+    other[0, -1] = (tokens[0, -1] % 19) + 1  # another last word
+    with torch.no_grad():
+        fresh = encoder(tokens)
+    encoder.remember()
+    with torch.inference_mode():
+        first = encoder(tokens)
+        again = encoder(tokens)
+        third = encoder(other)
+    assert again is first  # the second frame of the same command is not encoded again
+    torch.testing.assert_close(first, fresh)
+    assert not torch.allclose(third, first)  # another command is encoded, not looked up
+    assert len(encoder.memo) == 2
+    with torch.enable_grad():
+        trained = encoder(tokens)
+    assert trained is not first and trained.requires_grad  # training never reads the memo
+    with torch.no_grad():
+        for word in range(MEMO_SIZE + 3):
+            encoder(torch.full((1, 20), word % 20).index_fill_(1, torch.tensor([0]), word // 20))
+    assert len(encoder.memo) <= MEMO_SIZE  # bounded
+    encoder.forget()
+    assert encoder.memo is None
+    with torch.no_grad():
+        assert encoder(tokens) is not first
+
+
+def test_segmenter_folds_norms_and_remembers_the_command(tiny_config):
+    from refseg_model.text import Vocabulary
+
+    words = ["<pad>", "<go>", "<eos>", "<unk>"] + [f"w{i}" for i in range(16)]
+    torch.manual_seed(0)
+    model = _with_running_statistics(build_model(tiny_config)).eval()
+    image = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    kw = dict(device="cpu", precision="fp32", channels_last=False, compile="off")
+    fresh = Segmenter(copy.deepcopy(model), Vocabulary.from_list(words), tiny_config, **kw)
+    fresh.model.expression_encoder.forget()  # encodes every call afresh
+    segmenter = Segmenter(model, Vocabulary.from_list(words), tiny_config, **kw)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in segmenter.model.modules())
+    first = segmenter.predict(image, "w1 w2 w3")
+    second = segmenter.predict(image, "w1 w2 w3")
+    assert len(segmenter.model.expression_encoder.memo) == 1
+    np.testing.assert_array_equal(first.probs, second.probs)
+    np.testing.assert_array_equal(second.probs, fresh.predict(image, "w1 w2 w3").probs)
+    assert fresh.model.expression_encoder.memo is None
+    encoder = segmenter.model.expression_encoder
+    segmenter.release()
+    assert encoder.memo is None
