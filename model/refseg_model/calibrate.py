@@ -45,7 +45,7 @@ GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.05))
 
 
 MIN_AREA_GRID = (0.0, 0.0002, 0.0005, 0.001, 0.002)  # of the image's pixels
-MIN_PEAK_GRID = (0.0, 0.7, 0.8, 0.9, 0.95)
+MIN_PEAK_GRID = (0.0, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 MIN_LANDMARK_PEAK_GRID = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)  # a relation's landmark on its own
 MAX_FOUND_SHARE = 0.05  # of each no-target kind answered "found", at most (when reachable)
 
@@ -253,6 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"landmark peak of at least {rule[2]:.2f}: prec@0.5 {100 * rules[rule]:.2f}, "
               f"worst no-target kind answered found {100 * worst[rule]:.1f}% (no rule: "
               f"{100 * rules[(0.0, 0.0, 0.0)]:.2f}, {100 * worst[(0.0, 0.0, 0.0)]:.1f}%)")
+        print("  the peak's trade-off (the rule's other parts as chosen): min_peak  prec@0.5  "
+              "worst no-target kind found")
+        for peak in MIN_PEAK_GRID:
+            alt = (rule[0], float(peak), rule[2])
+            print(f"    {peak:4.2f}  {100 * rules[alt]:6.2f}  {100 * worst[alt]:5.1f}%"
+                  + ("  <- chosen" if alt == rule else ""))
         if worst[rule] > MAX_FOUND_SHARE:
             print(f"  no rule of the grid keeps every no-target kind at or under "
                   f"{100 * MAX_FOUND_SHARE:.0f}% answered found")

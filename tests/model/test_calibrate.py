@@ -63,3 +63,34 @@ def test_calibrated_threshold_is_chosen_stored_and_used(shapes_root, tmp_path):
     write_threshold(ckpt, 1.5)
     with pytest.raises(CheckpointError, match="threshold"):
         Segmenter.from_checkpoint(ckpt, device="cpu")
+
+
+def test_calibrate_chooses_and_explains_a_found_rule_on_no_target_commands(tmp_path, capsys):
+    """``refseg-calibrate`` on a split with no-target commands: a found rule, its trade-off."""
+    from refseg_model.calibrate import MIN_PEAK_GRID
+    from refseg_model.calibrate import main as calibrate_cli
+    from refseg_model.synth.writer import write_dataset
+
+    data = tmp_path / "synth"
+    write_dataset(data, 6, seed=11, width=96, height=72, val_frac=0.5, test_frac=0.0,
+                  progress=False)
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump({**SMALL, "train": {**SMALL["train"], "highres_iters": 4}}))
+    out = tmp_path / "run"
+    assert train_cli(["--dataset", "synthetic", "--data-root", str(data), "--out", str(out),
+                      "--config", str(config), "--stage", "highres", "--device", "cpu",
+                      "--threads", "1"]) == 0
+    capsys.readouterr()
+    checkpoint = out / "last.pt"
+    assert calibrate_cli(["--checkpoint", str(checkpoint), "--dataset", "synthetic",
+                          "--data-root", str(data), "--split", "val", "--limit", "0",
+                          "--write", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "found rule at threshold" in printed
+    trade_off = printed.split("the peak's trade-off")[1].splitlines()[1:1 + len(MIN_PEAK_GRID)]
+    assert [float(line.split()[0]) for line in trade_off] == list(MIN_PEAK_GRID)
+    assert sum("<- chosen" in line for line in trade_off) == 1
+    payload = load_checkpoint(checkpoint)
+    assert set(payload["found_rule"]) == {"min_area", "min_peak", "min_landmark_peak"}
+    chosen = next(line for line in trade_off if "<- chosen" in line)
+    assert float(chosen.split()[0]) == payload["found_rule"]["min_peak"]
