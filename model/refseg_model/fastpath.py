@@ -246,7 +246,7 @@ def fold_batchnorm(model: torch.nn.Module) -> int:
     so ``torch.nn.utils.fusion.fuse_conv_bn_eval`` puts it into the convolution's weight and
     bias and the norm becomes an ``nn.Identity`` (the same function to rounding; the layer
     indices of the ``Sequential`` are kept, so backbone taps still point at the same layers).
-    One memory pass fewer per folded layer: the default's 10 norms are 6% of a 640x480 frame's
+    One memory pass fewer per folded layer: the default's 9 norms were 6% of a 640x480 frame's
     time on the CPU. Only for inference: a folded network trains without its norms, so a model
     in training mode raises ``ValueError``. Norms outside a conv-norm pair of a ``Sequential``
     (a ResNet block's ``conv1`` / ``bn1`` attributes) are left as they are. Returns how many
