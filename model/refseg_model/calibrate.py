@@ -218,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000, help="first N samples (0 = all)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--write", action="store_true", help="store the threshold in the checkpoint")
+    p.add_argument("--max-found", type=float, default=MAX_FOUND_SHARE,
+                   help="the found rule keeps every no-target kind of the split at or under this "
+                        f"share answered found, when a rule can (default {MAX_FOUND_SHARE}; "
+                        "lower leaves a margin for the sampling noise of a validation split)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -225,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``refseg-calibrate``; return the exit status (2 on bad input, with the reason)."""
     args = build_parser().parse_args(argv)
+    if not 0.0 <= args.max_found <= 1.0:
+        print(f"refseg-calibrate: error: --max-found must be a share in [0, 1], got "
+              f"{args.max_found}", file=sys.stderr)
+        return 2
 
     try:
         source = open_source(args.dataset, args.data_root, args.split, "skip")
@@ -246,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(not r.target for r in records):  # expressions with no target: choose the found rule
         rules = found_rule_sweep(records, list(sweep), best)
         worst = worst_found_shares(records, list(sweep), best, rules)
-        rule = best_found_rule(rules, worst)
+        rule = best_found_rule(rules, worst, args.max_found)
         unbound = best_found_rule(rules)
         print(f"found rule at threshold {best:.2f}: a mask of at least {rule[0]:.4f} of the "
               f"image, a peak probability of at least {rule[1]:.2f} and, for a relation, a "
@@ -259,9 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             alt = (rule[0], float(peak), rule[2])
             print(f"    {peak:4.2f}  {100 * rules[alt]:6.2f}  {100 * worst[alt]:5.1f}%"
                   + ("  <- chosen" if alt == rule else ""))
-        if worst[rule] > MAX_FOUND_SHARE:
+        if worst[rule] > args.max_found:
             print(f"  no rule of the grid keeps every no-target kind at or under "
-                  f"{100 * MAX_FOUND_SHARE:.0f}% answered found")
+                  f"{100 * args.max_found:.1f}% answered found")
         elif unbound != rule:
             print(f"  the best rule without that cap: {unbound}, prec@0.5 "
                   f"{100 * rules[unbound]:.2f}, worst no-target kind {100 * worst[unbound]:.1f}%")

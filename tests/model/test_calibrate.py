@@ -94,3 +94,13 @@ def test_calibrate_chooses_and_explains_a_found_rule_on_no_target_commands(tmp_p
     assert set(payload["found_rule"]) == {"min_area", "min_peak", "min_landmark_peak"}
     chosen = next(line for line in trade_off if "<- chosen" in line)
     assert float(chosen.split()[0]) == payload["found_rule"]["min_peak"]
+    # a cap of 0: no no-target command may be answered found, if any rule of the grid can
+    args = ["--checkpoint", str(checkpoint), "--dataset", "synthetic", "--data-root", str(data),
+            "--split", "val", "--limit", "0", "--no-progress"]
+    assert calibrate_cli(args + ["--max-found", "0"]) == 0
+    strict = capsys.readouterr().out
+    worst = float(strict.split("worst no-target kind answered found ")[1].split("%")[0])
+    assert worst == 0.0 or "no rule of the grid keeps every no-target kind at or under 0.0%" \
+        in strict
+    assert calibrate_cli(args + ["--max-found", "1.5"]) == 2
+    assert "--max-found must be a share" in capsys.readouterr().err
