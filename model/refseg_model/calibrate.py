@@ -48,6 +48,7 @@ MIN_AREA_GRID = (0.0, 0.0002, 0.0005, 0.001, 0.002)  # of the image's pixels
 MIN_PEAK_GRID = (0.0, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 MIN_LANDMARK_PEAK_GRID = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)  # a relation's landmark on its own
 MAX_FOUND_SHARE = 0.05  # of each no-target kind answered "found", at most (when reachable)
+CAP_GRID = (0.05, 0.04, 0.03, 0.02, 0.01)  # the caps whose best rules refseg-calibrate prints
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             alt = (rule[0], float(peak), rule[2])
             print(f"    {peak:4.2f}  {100 * rules[alt]:6.2f}  {100 * worst[alt]:5.1f}%"
                   + ("  <- chosen" if alt == rule else ""))
+        print("  the cap's trade-off: max found  rule (min_area, min_peak, min_landmark_peak)  "
+              "prec@0.5  worst")
+        for cap in CAP_GRID:
+            best_capped = best_found_rule(rules, worst, cap)
+            print(f"    {100 * cap:4.1f}%  {best_capped}  {100 * rules[best_capped]:6.2f}  "
+                  f"{100 * worst[best_capped]:5.1f}%")
         if worst[rule] > args.max_found:
             print(f"  no rule of the grid keeps every no-target kind at or under "
                   f"{100 * args.max_found:.1f}% answered found")

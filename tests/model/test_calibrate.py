@@ -90,6 +90,8 @@ def test_calibrate_chooses_and_explains_a_found_rule_on_no_target_commands(tmp_p
     trade_off = printed.split("the peak's trade-off")[1].splitlines()[1:1 + len(MIN_PEAK_GRID)]
     assert [float(line.split()[0]) for line in trade_off] == list(MIN_PEAK_GRID)
     assert sum("<- chosen" in line for line in trade_off) == 1
+    caps = printed.split("the cap's trade-off")[1].splitlines()[1:6]
+    assert [line.split()[0] for line in caps] == ["5.0%", "4.0%", "3.0%", "2.0%", "1.0%"]
     payload = load_checkpoint(checkpoint)
     assert set(payload["found_rule"]) == {"min_area", "min_peak", "min_landmark_peak"}
     chosen = next(line for line in trade_off if "<- chosen" in line)
