@@ -449,6 +449,10 @@ class TrainOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         threads: torch CPU threads (``None``: torch's default).
         iters: Iterations per stage name; these win over the configuration, a resumed one too.
+        time_budget_s: Seconds per stage (``None``: the configuration's); like ``iters`` it wins
+            over a resumed run's stored configuration, so a run can be given more time (or
+            less) when it is continued: the cosine schedule then spans the new budget from
+            the clock the run had reached.
     """
 
     stage: str = "both"
@@ -459,6 +463,7 @@ class TrainOptions:
     device: str = "auto"
     threads: int | None = None
     iters: dict[str, int] = field(default_factory=dict)
+    time_budget_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -499,6 +504,11 @@ def _train(run: RunConfig, data, out_dir, options: TrainOptions, stages: list[st
         cfg, tcfg = run.model, run.train
     tcfg = dataclasses.replace(tcfg, **{f"{name}_iters": int(iters)
                                         for name, iters in options.iters.items()})
+    if options.time_budget_s is not None and options.time_budget_s != tcfg.time_budget_s:
+        if resumed is not None and info.is_main:
+            log.info("time budget %.0f s (the run was started with %.0f s)",
+                     options.time_budget_s, tcfg.time_budget_s)
+        tcfg = dataclasses.replace(tcfg, time_budget_s=float(options.time_budget_s))
     seed_everything(tcfg.seed)
 
     train_source = data.open()

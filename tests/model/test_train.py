@@ -285,3 +285,12 @@ def test_time_budget_ends_the_stage_and_keeps_a_checkpoint(shapes_root, skip_yam
     # and the checkpoint is of that step
     assert steps == list(range(1, state["step"] + 1)) and state["step"] < 100000
     assert state["elapsed_s"] >= 1.0
+    # continued with more time: the new budget wins over the stored one (it was ignored
+    # before 2026-12-04: a resumed run kept the budget it was started with)
+    assert train_cli(["--dataset", "referit", "--data-root", str(shapes_root), "--out",
+                      str(out), "--config", str(skip_yaml), "--stage", "highres",
+                      "--highres-iters", "100000", "--time-budget", "3", "--device", "cpu",
+                      "--threads", "1", "--resume"]) == 0
+    more = load_checkpoint(out / "last.pt")["train_state"]
+    assert more["train_config"]["time_budget_s"] == 3.0
+    assert more["step"] > state["step"] and more["elapsed_s"] >= 3.0

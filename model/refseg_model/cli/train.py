@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = TrainOptions(stage=args.stage, resume=args.resume, init=args.init,
                                val_split=args.val_split, vocab=args.vocab, device=args.device,
-                               threads=args.threads, iters=stage_iters(args))
+                               threads=args.threads, iters=stage_iters(args),
+                               time_budget_s=args.time_budget_s)
         with report_progress("refseg-train"):
             train(resolve_run_config(args), data_spec(args), args.out, options)
         return 0
