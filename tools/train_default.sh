@@ -19,9 +19,10 @@
 # scenes' 4:3 and 16:9 sizes when DATA must be written: 320x240 and 368x208), WORKERS (the --gpu
 # path's data loader workers; default nproc - 4).
 # On both paths a cosine schedule runs over the time budget (--time-budget): a run killed at any
-# moment resumes from its last checkpoint with its clock kept; a BUDGET given when it is continued
-# replaces the one it started with (more time for a run that did not get there). On a GPU the batch is 8x larger
-# (64 = 16 images x 4 expressions) and the learning rate scaled by sqrt(8).
+# moment resumes from its last checkpoint with its clock kept; a BUDGET given when it is
+# continued replaces the one it started with (more time for a run that did not get there). On a
+# GPU the batch is 8x larger (64 = 16 images x 4 expressions) and the learning rate scaled by
+# sqrt(8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-}
