@@ -47,7 +47,11 @@ GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.05))
 MIN_AREA_GRID = (0.0, 0.0002, 0.0005, 0.001, 0.002)  # of the image's pixels
 MIN_PEAK_GRID = (0.0, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 MIN_LANDMARK_PEAK_GRID = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)  # a relation's landmark on its own
-MAX_FOUND_SHARE = 0.05  # of each no-target kind answered "found", at most (when reachable)
+# Of each no-target kind answered "found", at most (when reachable): issue 23 asks for 5% on
+# fresh scenes; a rule chosen at the edge of 5% on ~100 validation commands of a kind lands
+# above it on fresh ones about as often as below (the default of 18:14: 4.5% on validation,
+# 6.2% and 6.4% on two kinds of a fresh seed), so the cap leaves a margin.
+MAX_FOUND_SHARE = 0.03
 CAP_GRID = (0.05, 0.04, 0.03, 0.02, 0.01)  # the caps whose best rules refseg-calibrate prints
 
 
@@ -273,7 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for cap in CAP_GRID:
             best_capped = best_found_rule(rules, worst, cap)
             print(f"    {100 * cap:4.1f}%  {best_capped}  {100 * rules[best_capped]:6.2f}  "
-                  f"{100 * worst[best_capped]:5.1f}%")
+                  f"{100 * worst[best_capped]:5.1f}%"
+                  + ("  (no rule reaches the cap: the best over all)"
+                     if worst[best_capped] > cap else ""))
         if worst[rule] > args.max_found:
             print(f"  no rule of the grid keeps every no-target kind at or under "
                   f"{100 * args.max_found:.1f}% answered found")
