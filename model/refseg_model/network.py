@@ -108,7 +108,10 @@ class ExpressionEncoder(nn.Module):
         self.memo: dict | None = None
 
     def remember(self, size: int = MEMO_SIZE) -> None:
-        """Keep the vectors of the last ``size`` token batches seen without gradients.
+        """Keep the vectors of up to ``size`` token batches seen without gradients.
+
+        When ``size`` are kept, the next new batch starts the memory afresh (a robot's commands
+        are few; no eviction order to keep).
 
         A robot's command stays the same for many frames, and a relation encodes its landmark
         too: with this on, each frame after the first skips the embedding and the LSTM (1-3 ms
