@@ -19,6 +19,7 @@ the previous query.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 
 # Long enough for every ReferIt expression (the longest has 171 characters).
@@ -202,7 +203,7 @@ def parse_command(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> ParsedComm
     if obj_keys in _PRONOUN_OBJECTS:
         return ParsedCommand(text, "", " ".join(verb), True, False)
     expression = text[matches[start].start():matches[end - 1].end()]
-    expression = expression.strip().rstrip(".,!?;: ")
+    expression = expression.strip().rstrip(".,!?;:" + string.whitespace)  # "0\r." -> "0"
     expression, truncated = _truncate(expression, max_length)
     return ParsedCommand(text, expression, " ".join(verb), False, truncated)
 
