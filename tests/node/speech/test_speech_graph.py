@@ -21,6 +21,8 @@ CASES = [("klatt_1.wav", "pick up the red cup on the left", "the red cup on the 
          ("female_2.wav", "grab the blue bottle next to the box",
           "the blue bottle next to the box", "/head")]
 
+UTTERANCES = 5  # speech processes started, one after the other, before the test gives up
+
 
 @pytest.mark.parametrize(("fixture", "command", "expression", "namespace"), CASES,
                          ids=[case[0] for case in CASES])
@@ -43,11 +45,12 @@ def test_spoken_command_reaches_the_node_and_a_segmentation_comes_back(
                       name=f"refseg{tag}", extra_args=placed)
     wait_active(graph, node, node_name=node_name.lstrip("/"))
     # The default confidence threshold (0.5): the command must be heard well enough to be sent.
-    # Up to 3 utterances: on this host, 1 run in 3 or 4 the speech process's query publisher
+    # Up to 5 utterances (3 until 2026-12-04, when all 3 missed once in a full `make test`): on
+    # this host, 1 run in 3 or 4 the speech process's query publisher
     # never matches the node's subscription (Fast DDS discovery; the test's own reader does
     # match; a later process's /refseg/speech may not reach this test's reader either).
     result = None
-    for attempt in range(3):
+    for attempt in range(UTTERANCES):
         speech = start_node({"source": f"tests/fixtures/speech/{fixture}",
                              "wait_for_subscriber": 15.0}, module="refseg_node.speech.command_node",
                             name=f"speech_command_{attempt}{tag}", extra_args=placed)
@@ -65,7 +68,7 @@ def test_spoken_command_reaches_the_node_and_a_segmentation_comes_back(
             speech.stop()
             continue
         break
-    assert result is not None, "no Segmentation for the spoken command in 3 utterances"
+    assert result is not None, f"no Segmentation for the spoken command in {UTTERANCES} utterances"
     assert result.command == command and result.expression == expression
     assert result.mask.width == 640 and result.mask.height == 480
     assert speech.process.wait(timeout=DEADLINE) == 0, speech.log()
