@@ -210,6 +210,17 @@ def write_threshold(checkpoint: str | Path, threshold: float, sweep: dict | None
     save_checkpoint(payload, checkpoint)
 
 
+def _print_trade_off(title: str, name: str, part: int, grid: Sequence[float], rule: tuple,
+                     rules: dict[tuple, float], worst: dict[tuple, float]) -> None:
+    """Print prec@0.5 and the worst no-target kind for each value of one part of ``rule``."""
+    print(f"  {title} trade-off (the rule's other parts as chosen): {name}  prec@0.5  "
+          "worst no-target kind found")
+    for value in grid:
+        alt = tuple(float(value) if i == part else x for i, x in enumerate(rule))
+        print(f"    {value:4.2f}  {100 * rules[alt]:6.2f}  {100 * worst[alt]:5.1f}%"
+              + ("  <- chosen" if alt == rule else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``refseg-calibrate``."""
     p = argparse.ArgumentParser(
@@ -266,18 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"landmark peak of at least {rule[2]:.2f}: prec@0.5 {100 * rules[rule]:.2f}, "
               f"worst no-target kind answered found {100 * worst[rule]:.1f}% (no rule: "
               f"{100 * rules[(0.0, 0.0, 0.0)]:.2f}, {100 * worst[(0.0, 0.0, 0.0)]:.1f}%)")
-        print("  the peak's trade-off (the rule's other parts as chosen): min_peak  prec@0.5  "
-              "worst no-target kind found")
-        for peak in MIN_PEAK_GRID:
-            alt = (rule[0], float(peak), rule[2])
-            print(f"    {peak:4.2f}  {100 * rules[alt]:6.2f}  {100 * worst[alt]:5.1f}%"
-                  + ("  <- chosen" if alt == rule else ""))
-        print("  the landmark's trade-off (the rule's other parts as chosen): min_landmark_peak  "
-              "prec@0.5  worst no-target kind found")
-        for peak in MIN_LANDMARK_PEAK_GRID:
-            alt = (rule[0], rule[1], float(peak))
-            print(f"    {peak:4.2f}  {100 * rules[alt]:6.2f}  {100 * worst[alt]:5.1f}%"
-                  + ("  <- chosen" if alt == rule else ""))
+        _print_trade_off("the peak's", "min_peak", 1, MIN_PEAK_GRID, rule, rules, worst)
+        _print_trade_off("the landmark's", "min_landmark_peak", 2, MIN_LANDMARK_PEAK_GRID, rule,
+                         rules, worst)
         print("  the cap's trade-off: max found  rule (min_area, min_peak, min_landmark_peak)  "
               "prec@0.5  worst")
         for cap in CAP_GRID:

@@ -110,14 +110,12 @@ class ExpressionEncoder(nn.Module):
     def remember(self, size: int = MEMO_SIZE) -> None:
         """Keep the vectors of up to ``size`` token batches seen without gradients.
 
-        When ``size`` are kept, the next new batch starts the memory afresh (a robot's commands
-        are few; no eviction order to keep).
-
         A robot's command stays the same for many frames, and a relation encodes its landmark
         too: with this on, each frame after the first skips the embedding and the LSTM (1-3 ms
         a frame on 2 CPU cores). For a network that no longer trains (``Segmenter`` turns it
         on); ``forget`` turns it off. Only CPU tokens are remembered (reading GPU ones as a
-        key would wait for the GPU).
+        key would wait for the GPU). When ``size`` are kept, the next new batch starts the
+        memory afresh (a robot's commands are few; no eviction order to keep).
         """
         self.memo = {}
         self._memo_size = int(size)
